@@ -1,0 +1,245 @@
+"""User-code function calls with their locals.
+
+Python >= 3.12 uses ``sys.monitoring``: a code object outside the project is
+disabled at its first call, so library code costs nothing afterwards. Python
+3.11 falls back to ``sys.setprofile`` in the request's thread, filtered by a
+per-code-object cache.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+import threading
+from functools import lru_cache
+from types import CodeType, FrameType
+from typing import Any
+
+from django.conf import settings
+
+from .recorder import Recorder, current
+from .reprs import safe_locals, safe_repr
+
+_project_code: dict[CodeType, bool] = {}
+_lock = threading.Lock()
+_active_recorders = 0
+MONITORING = sys.version_info >= (3, 12)
+_tool_id: int | None = None
+
+
+@lru_cache(maxsize=1)
+def _roots() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    base = getattr(settings, "BASE_DIR", None) or os.getcwd()
+    project = (os.path.realpath(str(base)) + os.sep,)
+    excluded = {os.path.dirname(os.path.realpath(__file__)).rsplit(os.sep, 1)[0] + os.sep}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = sysconfig.get_paths().get(key)
+        if path:
+            excluded.add(os.path.realpath(path) + os.sep)
+    import django
+
+    excluded.add(os.path.dirname(os.path.realpath(django.__file__)) + os.sep)
+    return project, tuple(excluded)
+
+
+def reset_caches() -> None:
+    _project_code.clear()
+    _roots.cache_clear()
+
+
+def is_project_code(code: CodeType, module: str, config: dict[str, Any]) -> bool:
+    decision = _project_code.get(code)
+    if decision is None:
+        decision = _decide(code.co_filename, module, config)
+        _project_code[code] = decision
+    return decision
+
+
+def _decide(filename: str, module: str, config: dict[str, Any]) -> bool:
+    if any(module == p or module.startswith(p + ".") for p in config["CALLS_EXCLUDE"]):
+        return False
+    if any(module == p or module.startswith(p + ".") for p in config["CALLS_INCLUDE"]):
+        return True
+    if filename.startswith("<") or module.startswith("kolo_django"):
+        return False
+    path = os.path.realpath(filename)
+    project, excluded = _roots()
+    if "site-packages" in path or "dist-packages" in path or ".venv" in path.split(os.sep):
+        return False
+    if any(path.startswith(root) for root in excluded) and not any(path.startswith(p) for p in project):
+        return False
+    if ".migrations." in f".{module}." or module.endswith(".migrations"):
+        return False
+    return any(path.startswith(p) for p in project)
+
+
+class CallTracker:
+    """Per-recorder call stacks, one per thread."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.config = recorder.config
+        self.capture_locals = bool(recorder.config["CAPTURE_LOCALS"])
+        self.limit = int(recorder.config["MAX_REPR_LENGTH"])
+        self.max_locals = int(recorder.config["MAX_LOCALS"])
+        self.stacks: dict[int, list[int]] = {}
+        self.next_id = 0
+
+    def on_call(self, frame: FrameType) -> None:
+        recorder = self.recorder
+        if recorder.mode is not None:
+            return
+        stack = self.stacks.setdefault(threading.get_ident(), [])
+        self.next_id += 1
+        call_id = self.next_id
+        code = frame.f_code
+        event: dict[str, Any] = {
+            "type": "call",
+            "id": call_id,
+            "parent": stack[-1] if stack else None,
+            "depth": len(stack),
+            "function": code.co_qualname if hasattr(code, "co_qualname") else code.co_name,
+            "module": frame.f_globals.get("__name__", ""),
+            "file": _relative(code.co_filename),
+            "line": frame.f_lineno,
+        }
+        if self.capture_locals:
+            event["locals"] = safe_locals(frame.f_locals, self.limit, self.max_locals)
+        stack.append(call_id)
+        recorder.add(event)
+
+    def on_return(self, frame: FrameType, value: Any, exception: BaseException | None = None) -> None:
+        recorder = self.recorder
+        if recorder.mode is not None:
+            return
+        stack = self.stacks.get(threading.get_ident())
+        if not stack:
+            return
+        call_id = stack.pop()
+        event: dict[str, Any] = {"type": "return", "id": call_id}
+        if exception is not None:
+            event["exception"] = f"{type(exception).__name__}: {safe_repr(str(exception), self.limit)}"
+        else:
+            event["value"] = safe_repr(value, self.limit)
+        if self.capture_locals:
+            event["locals"] = safe_locals(frame.f_locals, self.limit, self.max_locals)
+        recorder.add(event)
+
+
+def _relative(filename: str) -> str:
+    project = _roots()[0][0]
+    return filename[len(project) :] if filename.startswith(project) else filename
+
+
+# --- Python >= 3.12: sys.monitoring -------------------------------------------------
+
+
+def _tracker() -> CallTracker | None:
+    recorder = current()
+    return getattr(recorder, "calls", None) if recorder is not None else None
+
+
+def _mon_start(code: CodeType, offset: int) -> Any:
+    frame = sys._getframe(1)
+    tracker = _tracker()
+    config = tracker.config if tracker is not None else None
+    if config is None:
+        decision = _project_code.get(code)
+        if decision is False:
+            return sys.monitoring.DISABLE
+        return None
+    if not is_project_code(code, frame.f_globals.get("__name__", ""), config):
+        return sys.monitoring.DISABLE
+    tracker.on_call(frame)
+    return None
+
+
+def _mon_return(code: CodeType, offset: int, retval: Any) -> Any:
+    decision = _project_code.get(code)
+    if decision is False:
+        return sys.monitoring.DISABLE
+    tracker = _tracker()
+    if tracker is not None and decision:
+        tracker.on_return(sys._getframe(1), retval)
+    return None
+
+
+def _mon_unwind(code: CodeType, offset: int, exception: BaseException) -> Any:
+    if _project_code.get(code):
+        tracker = _tracker()
+        if tracker is not None:
+            tracker.on_return(sys._getframe(1), None, exception)
+    return None
+
+
+def _monitoring_start() -> None:
+    global _tool_id
+    mon = sys.monitoring
+    if _tool_id is None:
+        for candidate in (mon.PROFILER_ID, 5, 4, 3):
+            if mon.get_tool(candidate) is None:
+                mon.use_tool_id(candidate, "kolo_django")
+                _tool_id = candidate
+                break
+        else:
+            return
+        mon.register_callback(_tool_id, mon.events.PY_START, _mon_start)
+        mon.register_callback(_tool_id, mon.events.PY_RETURN, _mon_return)
+        mon.register_callback(_tool_id, mon.events.PY_UNWIND, _mon_unwind)
+    mon.set_events(_tool_id, mon.events.PY_START | mon.events.PY_RETURN | mon.events.PY_UNWIND)
+
+
+def _monitoring_stop() -> None:
+    if _tool_id is not None:
+        sys.monitoring.set_events(_tool_id, 0)
+
+
+# --- Python 3.11: sys.setprofile --------------------------------------------------------
+
+
+def _profile(frame: FrameType, event: str, arg: Any) -> None:
+    if event == "call":
+        code = frame.f_code
+        decision = _project_code.get(code)
+        if decision is False:
+            return
+        tracker = _tracker()
+        if tracker is None:
+            return
+        if decision is None and not is_project_code(code, frame.f_globals.get("__name__", ""), tracker.config):
+            return
+        tracker.on_call(frame)
+    elif event == "return":
+        if _project_code.get(frame.f_code):
+            tracker = _tracker()
+            if tracker is not None:
+                tracker.on_return(frame, arg)
+
+
+def start(recorder: Recorder) -> Any:
+    """Begin capturing calls for this recorder; returns a token for stop()."""
+    global _active_recorders
+    recorder.calls = CallTracker(recorder)
+    if MONITORING:
+        with _lock:
+            _active_recorders += 1
+            if _active_recorders == 1:
+                _monitoring_start()
+        return None
+    previous = sys.getprofile()
+    if previous is None:
+        sys.setprofile(_profile)
+    return previous
+
+
+def stop(recorder: Recorder, token: Any) -> None:
+    global _active_recorders
+    if MONITORING:
+        with _lock:
+            _active_recorders -= 1
+            if _active_recorders == 0:
+                _monitoring_stop()
+        return
+    if token is None and sys.getprofile() is _profile:
+        sys.setprofile(None)

@@ -1,0 +1,258 @@
+"""Patches that feed the current recorder; each one is a no-op when no
+request is being recorded, and never lets a fault of ours escape."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+from .recorder import current
+
+logger = logging.getLogger("kolo_django")
+
+
+def guarded(kind: str, func: Any, *args: Any, **kwargs: Any) -> None:
+    recorder = current()
+    try:
+        func(*args, **kwargs)
+    except Exception:
+        logger.exception("kolo_django could not record %s", kind)
+        if recorder is not None:
+            recorder.faults.append(kind)
+
+
+# --- ORM -------------------------------------------------------------------------------
+
+
+def install_orm() -> None:
+    from django.db.models import query as query_module
+    from django.db.models.sql import compiler, query
+
+    from .orm import install_from_db, record_query_backing_rows
+
+    install_from_db()
+
+    def mark_orm(original: Any) -> Any:
+        @functools.wraps(original)
+        def execute_sql(self: Any, *args: Any, **kwargs: Any) -> Any:
+            recorder = current()
+            if recorder is None:
+                return original(self, *args, **kwargs)
+            recorder.orm_depth += 1
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                recorder.orm_depth -= 1
+
+        execute_sql._kolo_django = True
+        return execute_sql
+
+    for cls in (compiler.SQLCompiler, compiler.SQLInsertCompiler):
+        if not getattr(cls.execute_sql, "_kolo_django", False):
+            cls.execute_sql = mark_orm(cls.execute_sql)
+
+    def with_backing(original: Any, include_base: bool, from_iterable: bool) -> Any:
+        @functools.wraps(original)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            recorder = current()
+            if recorder is not None and recorder.mode is None:
+                if from_iterable:
+                    q, using = self.queryset.query, self.queryset.db
+                else:
+                    q, using = self, args[0] if args else kwargs.get("using")
+                guarded("backing rows", record_query_backing_rows, q, using, include_base=include_base)
+            return original(self, *args, **kwargs)
+
+        wrapper._kolo_django = True
+        return wrapper
+
+    targets = [
+        (query.Query, "get_aggregation", True, False),
+        (query.Query, "has_results", True, False),
+        (query_module.ValuesIterable, "__iter__", True, True),
+        (query_module.ValuesListIterable, "__iter__", True, True),
+        (query_module.NamedValuesListIterable, "__iter__", True, True),
+        (query_module.FlatValuesListIterable, "__iter__", True, True),
+        # Model rows come through from_db; tables joined for filtering or for
+        # M2M links need their rows too.
+        (query_module.ModelIterable, "__iter__", False, True),
+    ]
+    for cls, name, include_base, from_iterable in targets:
+        original = cls.__dict__[name]
+        if not getattr(original, "_kolo_django", False):
+            setattr(cls, name, with_backing(original, include_base, from_iterable))
+
+
+# --- Session, templates ----------------------------------------------------------------
+
+
+def install_session() -> None:
+    from django.contrib.sessions.backends.base import SessionBase
+
+    from ..trace import encode_value
+
+    original = SessionBase.__dict__["_session"].fget
+    if getattr(original, "_kolo_django", False):
+        return
+
+    def _get_session(self: Any, no_load: bool = False) -> Any:
+        first = not hasattr(self, "_session_cache")
+        result = original(self, no_load)
+        if first:
+            recorder = current()
+            if recorder is not None and recorder.session_before is None:
+                try:
+                    recorder.session_before = {str(k): encode_value(v) for k, v in result.items()}
+                    if self.session_key:
+                        recorder.secrets.add(self.session_key)
+                except Exception:
+                    logger.exception("kolo_django could not record the session")
+        return result
+
+    _get_session._kolo_django = True
+    SessionBase._session = property(_get_session)  # type: ignore[assignment]
+
+
+def _note_template(name: str | None) -> None:
+    recorder = current()
+    if recorder is not None and name and recorder.mode is None:
+        templates = recorder.templates
+        if name not in templates:
+            templates.append(name)
+        recorder.add({"type": "template", "name": name})
+
+
+def install_templates() -> None:
+    from django.template.base import Template
+
+    original = Template._render
+    if getattr(original, "_kolo_django", False):
+        return
+
+    def _render(self: Any, context: Any) -> Any:
+        if current() is not None:
+            guarded("template", _note_template, self.origin.template_name if self.origin else self.name)
+        return original(self, context)
+
+    _render._kolo_django = True
+    Template._render = _render  # type: ignore[method-assign]
+    try:
+        from django.template.backends.jinja2 import Template as JinjaTemplate
+    except ImportError:  # jinja2 missing: nothing to hook
+        return
+    jinja_render = JinjaTemplate.render
+
+    def render(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if current() is not None:
+            guarded("template", _note_template, getattr(self.template, "name", None))
+        return jinja_render(self, *args, **kwargs)
+
+    JinjaTemplate.render = render  # type: ignore[method-assign]
+
+
+# --- Mail, logs, exceptions ---------------------------------------------------------------
+
+
+def _note_mail(message: Any) -> None:
+    recorder = current()
+    if recorder is None or recorder.mode is not None:
+        return
+    seen = recorder.mail_seen
+    if id(message) in seen:
+        return
+    seen.add(id(message))
+    cap = int(recorder.config["MAX_BODY_BYTES"])
+    body = str(message.body)
+    recorder.add(
+        {
+            "type": "mail",
+            "subject": str(message.subject),
+            "from_email": str(message.from_email),
+            "to": [str(a) for a in message.to],
+            "cc": [str(a) for a in message.cc],
+            "bcc": [str(a) for a in message.bcc],
+            "reply_to": [str(a) for a in message.reply_to],
+            "body": body[:cap],
+            "alternatives": [str(alt[1]) for alt in getattr(message, "alternatives", [])],
+            "attachments": [_attachment_name(a) for a in message.attachments],
+        }
+    )
+
+
+def _attachment_name(attachment: Any) -> str | None:
+    if isinstance(attachment, tuple):
+        return attachment[0]
+    return attachment.get_filename() if hasattr(attachment, "get_filename") else None
+
+
+def install_mail() -> None:
+    from django.core.mail.message import EmailMessage
+
+    original = EmailMessage.message
+    if getattr(original, "_kolo_django", False):
+        return
+
+    def message(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if current() is not None:
+            guarded("mail", _note_mail, self)
+        return original(self, *args, **kwargs)
+
+    message._kolo_django = True
+    EmailMessage.message = message  # type: ignore[method-assign]
+
+
+class RecorderLogHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        recorder = current()
+        if recorder is None or recorder.mode is not None or record.name.startswith("kolo_django"):
+            return
+        if record.levelno < recorder.log_level:
+            return
+        try:
+            message = record.getMessage()
+        except Exception:
+            message = str(record.msg)
+        event = {
+            "type": "log",
+            "logger": record.name,
+            "level": record.levelname,
+            "message": message[: int(recorder.config["MAX_BODY_BYTES"])],
+            "location": f"{record.pathname}:{record.lineno}",
+        }
+        if record.exc_info and record.exc_info[1] is not None:
+            event["exception"] = f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+        recorder.add(event)
+
+
+_log_handler = RecorderLogHandler(level=0)
+
+
+def install_logging() -> None:
+    root = logging.getLogger()
+    if _log_handler not in root.handlers:
+        root.addHandler(_log_handler)
+
+
+def install_exceptions() -> None:
+    from django.core.signals import got_request_exception
+
+    got_request_exception.connect(_on_exception, dispatch_uid="kolo_django_exception")
+
+
+def _on_exception(sender: Any, request: Any = None, **kwargs: Any) -> None:
+    import sys
+    import traceback
+
+    recorder = current()
+    if recorder is None:
+        return
+    exc = sys.exc_info()[1]
+    if exc is None:
+        return
+    recorder.exception = {
+        "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+        "message": str(exc)[:2000],
+        "traceback": "".join(traceback.format_exception(exc))[-20000:],
+    }
+    recorder.add({"type": "exception", **recorder.exception})

@@ -1,0 +1,108 @@
+"""Bounded, side-effect-free reprs of locals and return values.
+
+Never evaluates a QuerySet or a lazy object, and never lets a broken
+``__repr__`` escape: what the user's code would not have done, we do not do.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponseBase
+from django.utils.functional import LazyObject, Promise, empty
+
+from .recorder import current
+from .redact import REDACTED, is_secret_key
+
+_state = threading.local()
+_PLAIN = (int, float, bool, type(None))
+
+
+def safe_repr(value: Any, limit: int = 200, depth: int = 0) -> str:
+    text = _repr(value, limit, depth)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _repr(value: Any, limit: int, depth: int) -> str:
+    if isinstance(value, _PLAIN):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value[:limit])
+    if isinstance(value, QuerySet):
+        label = value.model._meta.label if value.model else "?"
+        cache = value._result_cache
+        return f"<QuerySet {label} ({'not evaluated' if cache is None else f'{len(cache)} rows'})>"
+    if isinstance(value, Model):
+        return f"<{value._meta.label} pk={value.pk!r}>"
+    if isinstance(value, LazyObject):
+        wrapped = value._wrapped
+        return "<lazy object (not evaluated)>" if wrapped is empty else _repr(wrapped, limit, depth)
+    if isinstance(value, Promise):
+        return f"<lazy {type(value).__name__}>"
+    if isinstance(value, HttpRequest):
+        return f"<{type(value).__name__} {value.method} {value.path!r}>"
+    if isinstance(value, HttpResponseBase):
+        return f"<{type(value).__name__} status_code={value.status_code}>"
+    if isinstance(value, (list, tuple, set, frozenset, dict)):
+        return _container(value, limit, depth)
+    if type(value).__repr__ is object.__repr__:
+        return f"<{type(value).__module__}.{type(value).__qualname__}>"
+    return _guarded_repr(value)
+
+
+def _container(value: Any, limit: int, depth: int) -> str:
+    if depth >= 2:
+        return f"<{type(value).__name__} of {len(value)}>"
+    parts: list[str] = []
+    used = 0
+    items = list(value.items())[:20] if isinstance(value, dict) else list(value)[:20]
+    for item in items:
+        if isinstance(value, dict):
+            key, val = item
+            shown = REDACTED if isinstance(key, str) and is_secret_key(key) else _repr(val, limit, depth + 1)
+            text = f"{_repr(key, limit, depth + 1)}: {shown}"
+        else:
+            text = _repr(item, limit, depth + 1)
+        parts.append(text)
+        used += len(text) + 2
+        if used > limit:
+            break
+    more = ", …" if len(parts) < len(value) else ""
+    body = ", ".join(parts) + more
+    if isinstance(value, dict):
+        return "{" + body + "}"
+    if isinstance(value, list):
+        return "[" + body + "]"
+    if isinstance(value, tuple):
+        return "(" + body + ("," if len(value) == 1 else "") + ")"
+    return f"{type(value).__name__}({{{body}}})"
+
+
+def _guarded_repr(value: Any) -> str:
+    if getattr(_state, "active", False):
+        return f"<{type(value).__qualname__}>"
+    _state.active = True
+    recorder = current()
+    try:
+        if recorder is not None:
+            with recorder.in_mode("silent"):
+                return repr(value)
+        return repr(value)
+    except RecursionError:
+        return f"<{type(value).__qualname__} (repr recursed)>"
+    except Exception as exc:
+        return f"<{type(value).__qualname__} (repr failed: {type(exc).__name__})>"
+    finally:
+        _state.active = False
+
+
+def safe_locals(frame_locals: dict[str, Any], limit: int, max_locals: int) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in frame_locals.items():
+        if len(out) >= max_locals:
+            out["…"] = f"{len(frame_locals) - max_locals} more"
+            break
+        out[name] = REDACTED if is_secret_key(name) else safe_repr(value, limit)
+    return out

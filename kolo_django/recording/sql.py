@@ -1,0 +1,169 @@
+"""SQL capture: an execute wrapper on every connection, and a cursor proxy
+that keeps the rows the code actually fetched."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..trace import encode_value
+from .recorder import Recorder, current
+
+logger = logging.getLogger("kolo_django")
+
+
+def statement_kind(sql: str) -> str:
+    head = sql.lstrip(" (\n\t")[:12].split(None, 1)
+    return head[0].upper() if head else ""
+
+
+def execute_wrapper(execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+    recorder = current()
+    if recorder is None or recorder.mode is not None:
+        return execute(sql, params, many, context)
+    connection = context["connection"]
+    started = recorder.elapsed_ms()
+    error = None
+    try:
+        return execute(sql, params, many, context)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        try:
+            _record(recorder, connection, context["cursor"], sql, params, many, started, error)
+        except Exception:  # the user's query must never fail because of us
+            logger.exception("kolo_django could not record a query")
+            recorder.faults.append("sql")
+
+
+def _record(
+    recorder: Recorder,
+    connection: Any,
+    cursor: Any,
+    sql: str,
+    params: Any,
+    many: bool,
+    started: float,
+    error: str | None,
+) -> None:
+    kind = statement_kind(sql)
+    origin = "orm" if recorder.orm_depth else "raw"
+    event: dict[str, Any] = {
+        "type": "sql",
+        "alias": connection.alias,
+        "vendor": connection.vendor,
+        "sql": sql,
+        "params": _encode_params(params, many, recorder),
+        "many": many,
+        "statement": kind,
+        "origin": origin,
+        "duration_ms": round(recorder.elapsed_ms() - started, 3),
+    }
+    if error:
+        event["error"] = error
+    real_cursor = cursor.cursor
+    if isinstance(real_cursor, RowRecordingCursor):
+        real_cursor = real_cursor.wrapped
+    if error is None:
+        try:
+            event["rowcount"] = real_cursor.rowcount
+        except Exception:
+            pass
+        description = getattr(real_cursor, "description", None)
+        if description:
+            event["columns"] = [col[0] for col in description]
+            event["rows"] = []
+            event["rows_read"] = 0
+            cursor.cursor = RowRecordingCursor(real_cursor, event, recorder)
+        if kind == "INSERT" and not description:
+            lastrowid = getattr(real_cursor, "lastrowid", None)
+            if lastrowid:
+                event["lastrowid"] = lastrowid
+    recorder.sql_count += 1
+    recorder.orm_groups.clear()
+    recorder.add(event)
+    if error is None and origin == "raw" and kind in ("SELECT", "WITH") and description:
+        from .orm import record_raw_backing_rows
+
+        record_raw_backing_rows(recorder, connection.alias, sql)
+
+
+def _encode_params(params: Any, many: bool, recorder: Recorder) -> Any:
+    if params is None:
+        return None
+    limit = recorder.config["MAX_ROWS_PER_QUERY"]
+    if many:
+        params = list(params)
+        encoded = [_encode_one(p) for p in params[:limit]]
+        return {"batches": encoded, "batches_total": len(params)} if len(params) > limit else encoded
+    return _encode_one(params)
+
+
+def _encode_one(params: Any) -> Any:
+    if isinstance(params, dict):
+        return {str(k): encode_value(v) for k, v in params.items()}
+    if isinstance(params, (list, tuple)):
+        return [encode_value(v) for v in params]
+    return encode_value(params)
+
+
+class RowRecordingCursor:
+    """Stands in for the DB-API cursor and copies fetched rows into the event."""
+
+    def __init__(self, wrapped: Any, event: dict[str, Any], recorder: Recorder) -> None:
+        self.wrapped = wrapped
+        self.event = event
+        self.limit = recorder.config["MAX_ROWS_PER_QUERY"]
+
+    def _keep(self, rows: Any) -> None:
+        if not rows:
+            return
+        event = self.event
+        kept = event["rows"]
+        room = self.limit - len(kept)
+        if room > 0:
+            try:
+                kept.extend([encode_value(value) for value in row] for row in rows[:room])
+            except Exception:
+                logger.exception("kolo_django could not encode a row")
+        event["rows_read"] += len(rows)
+        if event["rows_read"] > len(kept):
+            event["rows_truncated"] = True
+
+    def fetchone(self) -> Any:
+        row = self.wrapped.fetchone()
+        if row is not None:
+            self._keep([row])
+        return row
+
+    def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
+        rows = self.wrapped.fetchmany(*args, **kwargs)
+        self._keep(rows)
+        return rows
+
+    def fetchall(self) -> Any:
+        rows = self.wrapped.fetchall()
+        self._keep(rows)
+        return rows
+
+    def __iter__(self) -> Any:
+        for row in self.wrapped:
+            self._keep([row])
+            yield row
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("wrapped", "event", "limit"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.wrapped, name, value)
+
+
+def install_on_connection(sender: Any = None, connection: Any = None, **kwargs: Any) -> None:
+    """``connection_created`` receiver: put the wrapper first, so a user's own
+    ``execute_wrapper()`` block pops its wrapper, not ours."""
+    if connection is not None and execute_wrapper not in connection.execute_wrappers:
+        connection.execute_wrappers.insert(0, execute_wrapper)
