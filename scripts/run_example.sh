@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Serves the example project with runserver, drives a few requests through it,
+# then lists the recorded traces. Called by `make example`.
+set -euo pipefail
+python_bin=$(realpath "$1")
+port=${2:-8000}
+api_port=${3:-8765}
+cd "$(dirname "$0")/../example_project"
+export EXAMPLE_API_URL="http://127.0.0.1:${api_port}"
+
+"$python_bin" stub_api.py --port "$api_port" >/dev/null 2>&1 &
+stub_pid=$!
+"$python_bin" manage.py runserver "127.0.0.1:${port}" --noreload >runserver.log 2>&1 &
+server_pid=$!
+trap 'kill $stub_pid $server_pid 2>/dev/null || true' EXIT
+
+for _ in $(seq 1 50); do
+  if "$python_bin" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:${port}/todos/')" 2>/dev/null; then
+    break
+  fi
+  sleep 0.2
+done
+
+"$python_bin" drive.py "http://127.0.0.1:${port}"
+echo
+"$python_bin" manage.py kolo_traces --count 15
