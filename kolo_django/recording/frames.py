@@ -8,6 +8,7 @@ per-code-object cache.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import sysconfig
@@ -21,6 +22,7 @@ from django.conf import settings
 from .recorder import Recorder, current
 from .reprs import safe_locals, safe_repr
 
+logger = logging.getLogger("kolo_django")
 _project_code: dict[CodeType, bool] = {}
 _lock = threading.Lock()
 _active_recorders = 0
@@ -85,6 +87,14 @@ class CallTracker:
         self.max_locals = int(recorder.config["MAX_LOCALS"])
         self.stacks: dict[int, list[int]] = {}
         self.next_id = 0
+        # Set on our first fault: call capture stops for the rest of the request.
+        self.failed = False
+
+    def fail(self) -> None:
+        if not self.failed:
+            self.failed = True
+            logger.exception("kolo_django could not record a call; call capture stops for this request")
+            self.recorder.faults.append("calls")
 
     def on_call(self, frame: FrameType) -> None:
         recorder = self.recorder
@@ -137,21 +147,26 @@ def _relative(filename: str) -> str:
 
 def _tracker() -> CallTracker | None:
     recorder = current()
-    return getattr(recorder, "calls", None) if recorder is not None else None
+    tracker = getattr(recorder, "calls", None) if recorder is not None else None
+    return None if tracker is None or tracker.failed else tracker
+
+
+# An exception escaping a profile or monitoring callback would be raised in the
+# user's own frame, so every callback body is guarded.
 
 
 def _mon_start(code: CodeType, offset: int) -> Any:
-    frame = sys._getframe(1)
     tracker = _tracker()
-    config = tracker.config if tracker is not None else None
-    if config is None:
-        decision = _project_code.get(code)
-        if decision is False:
+    try:
+        if tracker is None:
+            return sys.monitoring.DISABLE if _project_code.get(code) is False else None
+        frame = sys._getframe(1)
+        if not is_project_code(code, frame.f_globals.get("__name__", ""), tracker.config):
             return sys.monitoring.DISABLE
-        return None
-    if not is_project_code(code, frame.f_globals.get("__name__", ""), config):
-        return sys.monitoring.DISABLE
-    tracker.on_call(frame)
+        tracker.on_call(frame)
+    except Exception:
+        if tracker is not None:
+            tracker.fail()
     return None
 
 
@@ -161,7 +176,10 @@ def _mon_return(code: CodeType, offset: int, retval: Any) -> Any:
         return sys.monitoring.DISABLE
     tracker = _tracker()
     if tracker is not None and decision:
-        tracker.on_return(sys._getframe(1), retval)
+        try:
+            tracker.on_return(sys._getframe(1), retval)
+        except Exception:
+            tracker.fail()
     return None
 
 
@@ -169,7 +187,10 @@ def _mon_unwind(code: CodeType, offset: int, exception: BaseException) -> Any:
     if _project_code.get(code):
         tracker = _tracker()
         if tracker is not None:
-            tracker.on_return(sys._getframe(1), None, exception)
+            try:
+                tracker.on_return(sys._getframe(1), None, exception)
+            except Exception:
+                tracker.fail()
     return None
 
 
@@ -207,14 +228,22 @@ def _profile(frame: FrameType, event: str, arg: Any) -> None:
         tracker = _tracker()
         if tracker is None:
             return
-        if decision is None and not is_project_code(code, frame.f_globals.get("__name__", ""), tracker.config):
-            return
-        tracker.on_call(frame)
+        try:
+            if decision is None and not is_project_code(
+                code, frame.f_globals.get("__name__", ""), tracker.config
+            ):
+                return
+            tracker.on_call(frame)
+        except Exception:
+            tracker.fail()
     elif event == "return":
         if _project_code.get(frame.f_code):
             tracker = _tracker()
             if tracker is not None:
-                tracker.on_return(frame, arg)
+                try:
+                    tracker.on_return(frame, arg)
+                except Exception:
+                    tracker.fail()
 
 
 def start(recorder: Recorder) -> Any:

@@ -123,31 +123,38 @@ def _note_template(name: str | None) -> None:
         recorder.add({"type": "template", "name": name})
 
 
+def _on_template_rendered(sender: Any, template: Any = None, **kwargs: Any) -> None:
+    if current() is not None and template is not None:
+        origin = getattr(template, "origin", None)
+        guarded("template", _note_template, origin.template_name if origin else template.name)
+
+
 def install_templates() -> None:
     from django.template.base import Template
+    from django.test.signals import template_rendered
+    from django.test.utils import instrumented_test_render
 
-    original = Template._render
-    if getattr(original, "_kolo_django", False):
-        return
-
-    def _render(self: Any, context: Any) -> Any:
-        if current() is not None:
-            guarded("template", _note_template, self.origin.template_name if self.origin else self.name)
-        return original(self, context)
-
-    _render._kolo_django = True
-    Template._render = _render  # type: ignore[method-assign]
+    # The same instrumented renderer the test runner installs (as
+    # django-debug-toolbar does): a wrapper of our own around ``_render`` would
+    # be replaced by setup_test_environment(), and recording in tests would
+    # lose every template.
+    template_rendered.connect(_on_template_rendered, dispatch_uid="kolo_django_templates")
+    if Template._render is not instrumented_test_render:
+        Template._render = instrumented_test_render  # type: ignore[method-assign]
     try:
         from django.template.backends.jinja2 import Template as JinjaTemplate
     except ImportError:  # jinja2 missing: nothing to hook
         return
     jinja_render = JinjaTemplate.render
+    if getattr(jinja_render, "_kolo_django", False):
+        return
 
     def render(self: Any, *args: Any, **kwargs: Any) -> Any:
         if current() is not None:
             guarded("template", _note_template, getattr(self.template, "name", None))
         return jinja_render(self, *args, **kwargs)
 
+    render._kolo_django = True
     JinjaTemplate.render = render  # type: ignore[method-assign]
 
 
@@ -158,10 +165,11 @@ def _note_mail(message: Any) -> None:
     recorder = current()
     if recorder is None or recorder.mode is not None:
         return
+    # A weak set, not ids: a sent message may be freed and its id reused by the next.
     seen = recorder.mail_seen
-    if id(message) in seen:
+    if message in seen:
         return
-    seen.add(id(message))
+    seen.add(message)
     cap = int(recorder.config["MAX_BODY_BYTES"])
     body = str(message.body)
     recorder.add(
@@ -207,6 +215,11 @@ class RecorderLogHandler(logging.Handler):
         recorder = current()
         if recorder is None or recorder.mode is not None or record.name.startswith("kolo_django"):
             return
+        # Logging does not catch a handler's exception: it would reach the
+        # user's logger call.
+        guarded("log", self._record, recorder, record)
+
+    def _record(self, recorder: Any, record: logging.LogRecord) -> None:
         if record.levelno < recorder.log_level:
             return
         try:
@@ -241,6 +254,12 @@ def install_exceptions() -> None:
 
 
 def _on_exception(sender: Any, request: Any = None, **kwargs: Any) -> None:
+    # A receiver's exception would escape Signal.send() into Django's handler.
+    if current() is not None:
+        guarded("exception", _note_exception)
+
+
+def _note_exception() -> None:
     import sys
     import traceback
 
@@ -255,4 +274,12 @@ def _on_exception(sender: Any, request: Any = None, **kwargs: Any) -> None:
         "message": str(exc)[:2000],
         "traceback": "".join(traceback.format_exception(exc))[-20000:],
     }
-    recorder.add({"type": "exception", **recorder.exception})
+    # The event's own "type" must stay "exception"; the class goes under its own key.
+    recorder.add(
+        {
+            "type": "exception",
+            "exception_type": recorder.exception["type"],
+            "message": recorder.exception["message"],
+            "traceback": recorder.exception["traceback"],
+        }
+    )

@@ -74,8 +74,12 @@ def _outbound(library: str, method: str, url: str, headers: Any, body: Any) -> I
     finally:
         recorder.http_depth = 0
         if event is not None:
-            event["duration_ms"] = round(recorder.elapsed_ms() - started, 3)
-            recorder.add(event)
+            try:
+                event["duration_ms"] = round(recorder.elapsed_ms() - started, 3)
+                recorder.add(event)
+            except Exception:
+                logger.exception("kolo_django could not record an outbound request")
+                recorder.faults.append("http")
 
 
 def _response(event: dict[str, Any] | None, recorder: Recorder | None, status: int, headers: Any, content: Any) -> None:

@@ -111,6 +111,11 @@ def record_query_backing_rows(query: Any, using: str, *, include_base: bool) -> 
     if not limit:
         return
     models = table_models()
+    if not query.alias_map:
+        # ``Model.objects.count()`` and the like: the base table joins the
+        # query only when it is compiled, after this point.
+        query = query.clone()
+        query.get_initial_alias()
     with recorder.in_mode("backing"):
         for table_alias, join in list(query.alias_map.items()):
             is_base = table_alias == query.base_table

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
@@ -40,7 +41,7 @@ class Recorder:
         self.faults: list[str] = []
         self.sql_count = 0
         self.templates: list[str] = []
-        self.mail_seen: set[int] = set()
+        self.mail_seen: weakref.WeakSet[Any] = weakref.WeakSet()
         self.http_depth = 0
         self.exception: dict[str, Any] | None = None
         self.calls: Any = None

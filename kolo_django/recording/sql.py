@@ -114,9 +114,17 @@ class RowRecordingCursor:
     def __init__(self, wrapped: Any, event: dict[str, Any], recorder: Recorder) -> None:
         self.wrapped = wrapped
         self.event = event
+        self.recorder = recorder
         self.limit = recorder.config["MAX_ROWS_PER_QUERY"]
 
     def _keep(self, rows: Any) -> None:
+        try:
+            self._copy(rows)
+        except Exception:  # the user's fetch must never fail because of us
+            logger.exception("kolo_django could not record fetched rows")
+            self.recorder.faults.append("sql")
+
+    def _copy(self, rows: Any) -> None:
         if not rows:
             return
         event = self.event
@@ -156,7 +164,7 @@ class RowRecordingCursor:
         return getattr(self.wrapped, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("wrapped", "event", "limit"):
+        if name in ("wrapped", "event", "recorder", "limit"):
             object.__setattr__(self, name, value)
         else:
             setattr(self.wrapped, name, value)

@@ -1,0 +1,129 @@
+"""The plan: typed steps between a trace and the code of a test.
+
+Templates only render these steps; processors and users can inspect or
+replace them before rendering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .values import Code
+
+
+@dataclass
+class SeedRowStep:
+    var: str
+    model: str  # class name, imported in ``imports``
+    fields: dict[str, Code]
+    assign: bool = True
+    comment: str = ""
+    kind: str = "seed_row"
+
+
+@dataclass
+class SeedLinksStep:
+    owner: str
+    field: str
+    targets: list[Code]
+    kind: str = "seed_links"
+
+
+@dataclass
+class SetPasswordStep:
+    user: str
+    password: str
+    kind: str = "set_password"
+
+
+@dataclass
+class ResetSequencesStep:
+    models: list[str]
+    kind: str = "reset_sequences"
+
+
+@dataclass
+class LoginStep:
+    user: str
+    kind: str = "login"
+
+
+@dataclass
+class RestoreSessionStep:
+    values: dict[str, Code]
+    kind: str = "restore_session"
+
+
+@dataclass
+class MockHttpStep:
+    method: str
+    url: str
+    responses: list[dict[str, Any]]  # status, body (str), content_type
+    kind: str = "mock_http"
+
+
+@dataclass
+class PlannedRequest:
+    method: str  # lower-case test-client method
+    path: Code
+    kwargs: dict[str, Code]
+    response_var: str = "response"
+    on_commit: bool = False
+    lookups: list[LookupStep] = field(default_factory=list)
+    kind: str = "request"
+
+
+@dataclass
+class LookupStep:
+    """After a request: find a row it created (``var = Model.objects.get(...)``)."""
+
+    var: str
+    model: str
+    filters: dict[str, Code]
+    kind: str = "lookup"
+
+
+@dataclass
+class Assertion:
+    """One assertion; ``op`` is one of equal, true, false, redirects, template,
+    json, not_exists; templates map each op to their runner's idiom."""
+
+    op: str
+    left: Code
+    right: Code | None = None
+    comment: str = ""
+    kind: str = "assert"
+
+
+@dataclass
+class RequestBlock:
+    index: int
+    title: str
+    request: PlannedRequest
+    assertions: list[Assertion] = field(default_factory=list)
+    refresh: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    class_name: str
+    test_name: str
+    docstring: str
+    imports: set[str] = field(default_factory=set)
+    databases: list[str] = field(default_factory=lambda: ["default"])
+    freeze_time: Code | None = None
+    time_backend: str | None = None
+    http_backend: str | None = None
+    seeds: list[Any] = field(default_factory=list)
+    mocks: list[MockHttpStep] = field(default_factory=list)
+    blocks: list[RequestBlock] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    needs_reset_helper: bool = False
+    needs_json: bool = False
+    uses_mail: bool = False
+
+    def add_code(self, code: Code | None) -> Code | None:
+        if code is not None:
+            self.imports.update(code.imports)
+        return code

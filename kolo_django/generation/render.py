@@ -1,0 +1,138 @@
+"""Renders a plan through a Jinja2 template, then tidies the code."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from .plan import Plan
+
+BUILTIN_DIR = Path(__file__).parent / "templates"
+STYLES = ("unittest", "pytest")
+STDLIB = {"base64", "datetime", "decimal", "json", "re", "uuid", "unittest", "urllib"}
+THIRD_PARTY = {"httpretty", "time_machine", "freezegun", "pytest", "pytest_django", "factory", "responses"}
+
+
+class TemplateProblem(Exception):
+    """A template that is missing or does not compile (message names file and line)."""
+
+
+def environment(extra_dirs: list[str] = ()) -> jinja2.Environment:  # type: ignore[assignment]
+    loader = jinja2.FileSystemLoader([*extra_dirs, str(BUILTIN_DIR)])
+    env = jinja2.Environment(
+        loader=loader,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+    )
+    env.filters["pyrepr"] = repr
+    return env
+
+
+def style_imports(plan: Plan, style: str) -> set[str]:
+    imports = set(plan.imports)
+    ops = {a.op for block in plan.blocks for a in block.assertions}
+    if style == "unittest":
+        imports.add("from django.test import TestCase")
+    else:
+        imports.add("import pytest")
+        names = [n for op, n in (("redirects", "assertRedirects"), ("template", "assertTemplateUsed")) if op in ops]
+        if names:
+            imports.add(f"from pytest_django.asserts import {', '.join(names)}")
+    return imports
+
+
+def import_block(imports: set[str]) -> str:
+    groups: list[list[str]] = [[], [], [], []]
+    for line in imports:
+        module = line.split()[1].split(".")[0]
+        if module in STDLIB:
+            groups[0].append(line)
+        elif module in THIRD_PARTY:
+            groups[1].append(line)
+        elif module == "django":
+            groups[2].append(line)
+        else:
+            groups[3].append(line)
+
+    def key(line: str) -> tuple[int, str]:
+        return (0 if line.startswith("import ") else 1, line.split()[1])
+
+    return "\n\n".join("\n".join(sorted(g, key=key)) for g in groups if g)
+
+
+def render(plan: Plan, *, style: str, template: str | None = None) -> str:
+    extra_dirs: list[str] = []
+    name = f"kolo_django/{style}.py.j2"
+    if template:
+        path = Path(template)
+        if not path.is_file():
+            raise TemplateProblem(f"template {template} does not exist")
+        extra_dirs.append(str(path.parent.resolve()))
+        name = path.name
+    env = environment(extra_dirs)
+    try:
+        tmpl = env.get_template(name)
+        code = tmpl.render(plan=plan, style=style, imports=import_block(style_imports(plan, style)))
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateProblem(f"template {exc.filename or name}, line {exc.lineno}: {exc.message}") from None
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateProblem(f"template {exc.name} not found") from None
+    except jinja2.UndefinedError as exc:
+        raise TemplateProblem(f"template {name}: {exc.message}") from None
+    return tidy(code)
+
+
+def tidy(code: str) -> str:
+    """Format with ruff (or black) when installed; otherwise trim blank runs."""
+    lines: list[str] = []
+    for line in code.splitlines():
+        line = line.rstrip()
+        if not line and len(lines) >= 2 and not lines[-1] and not lines[-2]:
+            continue
+        lines.append(line)
+    code = "\n".join(lines).strip("\n") + "\n"
+    return _format(code)
+
+
+def _tool(name: str) -> str | None:
+    local = Path(sys.executable).with_name(name)
+    return str(local) if local.exists() else shutil.which(name)
+
+
+def formatter() -> str | None:
+    for name in ("ruff", "black"):
+        if _tool(name):
+            return name
+    return None
+
+
+def _format(code: str, preferred: str | None = None) -> str:
+    name = preferred or formatter()
+    tool = _tool(name) if name else None
+    if not tool:
+        return code
+    if name == "ruff":
+        commands: list[list[str]] = [
+            [tool, "check", "--quiet", "--select", "I,F401", "--fix", "--exit-zero", "--stdin-filename", "test_generated.py", "-"],
+            [tool, "format", "--quiet", "--stdin-filename", "test_generated.py", "-"],
+        ]
+    else:
+        commands = [[tool, "--quiet", "-"]]
+    for command in commands:
+        try:
+            result = subprocess.run(command, input=code, capture_output=True, text=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return code
+        if result.returncode == 0 and result.stdout.strip():
+            code = result.stdout
+    return code
+
+

@@ -1,0 +1,53 @@
+"""``--verify``: run a generated test with the project's own runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class VerifyResult:
+    passed: bool
+    output: str
+    command: list[str]
+
+
+def project_root() -> Path:
+    """The folder holding manage.py (where the runner is started)."""
+    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if argv0 is not None and argv0.name == "manage.py" and argv0.exists():
+        return argv0.resolve().parent
+    from django.conf import settings
+
+    base = getattr(settings, "BASE_DIR", None)
+    if base and (Path(base) / "manage.py").exists():
+        return Path(base)
+    return Path.cwd()
+
+
+def verify(source: str, style: str, *, timeout: int = 600) -> VerifyResult:
+    root = project_root()
+    package = Path(tempfile.mkdtemp(prefix="kolo_verify_", dir=root))
+    try:
+        (package / "__init__.py").write_text("")
+        (package / "test_generated.py").write_text(source)
+        env = dict(os.environ)
+        env.setdefault("DJANGO_SETTINGS_MODULE", os.environ.get("DJANGO_SETTINGS_MODULE", ""))
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        if style == "pytest":
+            command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(root), str(package / "test_generated.py")]
+        else:
+            command = [sys.executable, str(root / "manage.py"), "test", "--noinput", f"{package.name}.test_generated"]
+        try:
+            result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            return VerifyResult(False, f"the test did not finish within {timeout} s", command)
+        return VerifyResult(result.returncode == 0, (result.stdout + result.stderr).strip(), command)
+    finally:
+        shutil.rmtree(package, ignore_errors=True)

@@ -1,0 +1,125 @@
+"""``manage.py kolo_generate TRACE_ID [TRACE_ID ...]``: a test from recorded traces."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from ... import storage
+from ...generation.api import GenerationError, generate
+from ...generation.naming import python_identifier
+from ...generation.render import TemplateProblem
+from ...generation.style import detect_style
+from ...generation.verify import project_root, verify
+from ...trace import TraceFormatError
+
+STYLES = ("unittest", "pytest", "auto")
+
+
+class Command(BaseCommand):
+    help = "Write a test that replays the given traces and asserts what they did."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("trace_ids", nargs="+", metavar="TRACE_ID", help="trc_… ids; several make one test, in order")
+        parser.add_argument("--style", default="auto", help="unittest, pytest or auto (default: the project's runner)")
+        parser.add_argument("-o", "--output", help="file or directory to write to (default: stdout)")
+        parser.add_argument("--test-class", help="name of the TestCase class (unittest style)")
+        parser.add_argument("--test-name", help="name of the test method or function")
+        parser.add_argument("--template", help="a Jinja2 template to render with instead of the built-in one")
+        parser.add_argument("--verify", action="store_true", help="run the generated test; exit non-zero if it fails")
+        parser.add_argument("--force", action="store_true", help="overwrite an existing output file")
+
+    def handle(
+        self,
+        *,
+        trace_ids: list[str],
+        style: str,
+        output: str | None,
+        test_class: str | None,
+        test_name: str | None,
+        template: str | None,
+        verify: bool,
+        force: bool,
+        verbosity: int,
+        **options: Any,
+    ) -> None:
+        if style not in STYLES:
+            raise CommandError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
+        if style == "auto":
+            style = detect_style(project_root())
+        for name, value in (("--test-class", test_class), ("--test-name", test_name)):
+            if value is not None and not python_identifier(value):
+                raise CommandError(f"{name} {value!r} is not a Python identifier")
+        documents = [self._load(trace_id) for trace_id in trace_ids]
+        try:
+            source, context = generate(
+                documents, style=style, template=template, test_class=test_class, test_name=test_name
+            )
+        except (GenerationError, TemplateProblem) as exc:
+            raise CommandError(str(exc)) from None
+        for note in context.get("skipped", []):
+            self.stderr.write(f"skipped: {note}")
+        if verify:
+            self._verify(source, style, verbosity)
+        if output is None:
+            self.stdout.write(source, ending="")
+            return
+        path = self._output_path(Path(output), documents, style, force)
+        try:
+            path.write_text(source)
+        except OSError as exc:
+            raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from None
+        if verbosity >= 1:
+            self.stderr.write(f"wrote {path} ({style})")
+
+    def _load(self, trace_id: str) -> dict[str, Any]:
+        try:
+            return storage.load(trace_id)
+        except (LookupError, TraceFormatError) as exc:
+            raise CommandError(str(exc).strip("'\"")) from None
+
+    def _verify(self, source: str, style: str, verbosity: int) -> None:
+        result = verify(source, style)
+        if not result.passed:
+            tail = "\n".join(result.output.splitlines()[-60:])
+            self.stderr.write(tail)
+            raise CommandError("the generated test failed (output above)")
+        if verbosity >= 1:
+            self.stderr.write(f"verified: the generated test passes ({style})")
+        if verbosity >= 2:
+            self.stderr.write(result.output)
+
+    def _output_path(self, path: Path, documents: list[dict[str, Any]], style: str, force: bool) -> Path:
+        if path.is_dir() or str(path).endswith(os.sep):
+            if not path.exists():
+                try:
+                    path.mkdir(parents=True)
+                except OSError as exc:
+                    raise CommandError(f"cannot create {path}: {exc.strerror or exc}") from None
+            stem = "test_" + _file_words(documents)
+            candidate = path / f"{stem}.py"
+            n = 1
+            while candidate.exists():
+                n += 1
+                candidate = path / f"{stem}_{n}.py"
+            return candidate
+        if path.exists() and not force:
+            raise CommandError(f"{path} exists; pass --force to overwrite it")
+        if not path.parent.exists():
+            raise CommandError(f"cannot write {path}: folder {path.parent} does not exist")
+        if not os.access(path.parent, os.W_OK):
+            raise CommandError(f"cannot write {path}: folder {path.parent} is not writable")
+        if not re.match(r"test.*\.py$", path.name):
+            self.stderr.write(f"note: {path.name} does not match the runner's test*.py pattern")
+        return path
+
+
+def _file_words(documents: list[dict[str, Any]]) -> str:
+    from ...generation.naming import view_words
+
+    words = [w.lower() for w in view_words(documents[0])]
+    return "_".join(words)[:60] or "view"

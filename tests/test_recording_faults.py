@@ -1,0 +1,185 @@
+"""A fault anywhere in the recorder leaves the user's response exactly as without it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.http import HttpRequest, HttpResponse
+from django.test import Client, override_settings
+from django.urls import include, path
+
+from tests.helpers_recording import RECORDING_OFF, stub_api
+
+
+def _boom(request: HttpRequest) -> HttpResponse:
+    raise RuntimeError("boom")
+
+
+def _warn(request: HttpRequest) -> HttpResponse:
+    logging.getLogger("todos.throwaway").warning("careful: %s", request.GET.get("x"))
+    return HttpResponse("warned")
+
+
+def _raw(request: HttpRequest) -> HttpResponse:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT title FROM todos_todo ORDER BY id")
+        first = cursor.fetchone()
+        rest = cursor.fetchmany(3)
+        tail = list(cursor)
+    return HttpResponse(f"{first} {rest} {len(tail)}")
+
+
+class Nasty:
+    def __repr__(self) -> str:
+        raise ValueError("repr is broken")
+
+
+def _nasty(request: HttpRequest) -> HttpResponse:
+    thing = Nasty()
+    return HttpResponse("survived" if thing else "")
+
+
+urlpatterns = [
+    path("nasty/", _nasty),
+    path("boom/", _boom),
+    path("warn/", _warn),
+    path("raw/", _raw),
+    path("", include("example.urls")),
+]
+
+
+class Injected(Exception):
+    pass
+
+
+def _raise(*args: Any, **kwargs: Any) -> Any:
+    raise Injected("injected into the recorder")
+
+
+# (object path, attribute, fault name the trace should list, if a trace is still stored)
+INJECTIONS = [
+    ("kolo_django.middleware", "Recorder", None),
+    ("kolo_django.middleware", "capture_request", None),
+    ("kolo_django.middleware", "capture_response", None),
+    ("kolo_django.middleware", "scrub", None),
+    ("kolo_django.storage", "save_document", None),
+    ("kolo_django.trace", "dumps", None),
+    ("kolo_django.recording.request", "_body", None),
+    ("kolo_django.recording.request", "_user", None),
+    ("kolo_django.recording.recorder.Recorder", "add", None),
+    ("kolo_django.recording.sql", "_record", "sql"),
+    ("kolo_django.recording.sql", "encode_value", None),
+    ("kolo_django.recording.sql.RowRecordingCursor", "_keep", "sql"),
+    ("kolo_django.recording.orm", "record_instance", "orm"),
+    ("kolo_django.recording.orm", "table_models", "backing rows"),
+    ("kolo_django.recording.orm", "_record_rows", None),
+    ("kolo_django.recording.frames.CallTracker", "on_call", "calls"),
+    ("kolo_django.recording.frames.CallTracker", "on_return", "calls"),
+    ("kolo_django.recording.frames", "safe_locals", "calls"),
+    ("kolo_django.recording.reprs", "_repr", "calls"),
+    ("kolo_django.recording.frames", "is_project_code", "calls"),
+    ("kolo_django.recording.hooks", "_note_template", "template"),
+    ("kolo_django.recording.hooks", "_note_mail", "mail"),
+    ("kolo_django.recording.http", "redact_mapping", None),
+    ("kolo_django.recording.http", "_text", None),
+    ("kolo_django.recording.redact", "is_secret_key", None),
+]
+
+
+@pytest.fixture
+def todo_pk(seeded: None) -> int:
+    from todos.models import Todo
+
+    return Todo.objects.exclude(tags=None).order_by("pk").first().pk
+
+
+@pytest.fixture
+def api_url() -> Iterator[str]:
+    with stub_api() as url, override_settings(EXAMPLE_API_URL=url):
+        yield url
+
+
+def _snapshot(client: Client, p: str) -> tuple[Any, ...]:
+    response = client.get(p)
+    return (
+        response.status_code,
+        sorted(response.items()),
+        response.cookies.output(),
+        response.content,
+    )
+
+
+def _paths(todo_pk: int) -> list[str]:
+    # Views with deterministic output (no CSRF token, no timestamps), covering
+    # ORM rows, aggregates, raw SQL, templates, outbound HTTP, logs and a 500.
+    return [
+        f"/api/todos/{todo_pk}/",
+        "/api/todos/?done=true",
+        "/stats/",
+        "/report/",
+        "/raw/",
+        "/weather/",
+        "/quote/",
+        "/warn/?x=1",
+        "/boom/",
+        "/todos/999999/",
+    ]
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.parametrize(("target", "attribute", "fault"), INJECTIONS)
+def test_fault_leaves_response_identical(
+    traces: Any,
+    todo_pk: int,
+    api_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: Any,
+    target: str,
+    attribute: str,
+    fault: str | None,
+) -> None:
+    client = Client(raise_request_exception=False)
+    with override_settings(KOLO_DJANGO=RECORDING_OFF):
+        expected = [_snapshot(client, p) for p in _paths(todo_pk)]
+    assert not traces.exists()
+
+    monkeypatch.setattr(f"{target}.{attribute}", _raise)
+    actual = [_snapshot(client, p) for p in _paths(todo_pk)]
+    monkeypatch.undo()
+
+    for p, want, got in zip(_paths(todo_pk), expected, actual, strict=True):
+        assert got == want, p
+    # The fault was seen and logged, not silently skipped.
+    assert any(r.name == "kolo_django" and r.exc_info for r in caplog.records)
+    if fault is not None:
+        stored = [t.load_document() for t in traces.all()]
+        assert stored and any(fault in d["faults"] for d in stored), [d["faults"] for d in stored]
+
+
+@pytest.mark.urls(__name__)
+def test_share_with_mail_fault(traces: Any, todo_pk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.core import mail
+
+    monkeypatch.setattr("kolo_django.recording.hooks._note_mail", _raise)
+    response = Client().post(f"/todos/{todo_pk}/share/", {"email": "x@example.com"})
+    assert response.status_code == 302
+    assert response["Location"] == f"/todos/{todo_pk}/"
+    assert [m.attachments[0][0] if m.attachments else None for m in mail.outbox] == [None, "todo.txt"]
+    (obj,) = traces.all()
+    assert obj.load_document()["faults"] == ["mail"]
+
+
+@pytest.mark.urls(__name__)
+def test_broken_user_repr_is_contained(client: Client, traces: Any, db: None) -> None:
+    assert client.get("/nasty/").content == b"survived"
+    (obj,) = traces.all()
+    document = obj.load_document()
+    (call,) = [e for e in document["events"] if e["type"] == "call" and e["function"] == "_nasty"]
+    (ret,) = [e for e in document["events"] if e["type"] == "return" and e["id"] == call["id"]]
+    assert ret["locals"]["thing"] == "<Nasty (repr failed: ValueError)>"
+    assert document["faults"] == []

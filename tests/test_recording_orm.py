@@ -1,0 +1,184 @@
+"""ORM rows and raw SQL rows in the trace: what generation needs to seed a database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.db.models import Sum
+from django.http import HttpRequest, JsonResponse
+from django.test import Client, override_settings
+from django.urls import path
+
+from tests.helpers_recording import events, only_trace
+
+
+def _select_related(request: HttpRequest) -> JsonResponse:
+    from todos.models import Todo
+
+    todos = list(Todo.objects.select_related("todo_list").order_by("pk")[:5])
+    return JsonResponse({"lists": [t.todo_list.name for t in todos]})
+
+
+def _prefetch(request: HttpRequest) -> JsonResponse:
+    from todos.models import Todo
+
+    todos = list(Todo.objects.prefetch_related("tags").order_by("pk")[:10])
+    return JsonResponse({"tags": [[tag.slug for tag in t.tags.all()] for t in todos]})
+
+
+def _aggregates(request: HttpRequest) -> JsonResponse:
+    from todos.models import Todo, TodoList
+
+    # Unfiltered on purpose: nothing but the base table is in the query yet.
+    kind = request.GET["kind"]
+    if kind == "count":
+        value: Any = Todo.objects.count()
+    elif kind == "exists":
+        value = TodoList.objects.exists()
+    elif kind == "aggregate":
+        value = str(Todo.objects.aggregate(total=Sum("estimate_hours"))["total"])
+    else:
+        value = list(TodoList.objects.values_list("name", flat=True))
+    return JsonResponse({"value": value})
+
+
+def _raw(request: HttpRequest) -> JsonResponse:
+    how = request.GET.get("how", "fetchall")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, title FROM todos_todo WHERE id >= %s ORDER BY id", [0])
+        if how == "fetchall":
+            rows = cursor.fetchall()
+        elif how == "fetchmany":
+            rows = cursor.fetchmany(7) + cursor.fetchmany(7)
+        elif how == "fetchone":
+            rows = [cursor.fetchone(), cursor.fetchone()]
+        else:
+            rows = list(cursor)
+    return JsonResponse({"ids": [row[0] for row in rows]})
+
+
+urlpatterns = [
+    path("select-related/", _select_related),
+    path("prefetch/", _prefetch),
+    path("aggregates/", _aggregates),
+    path("raw/", _raw),
+]
+
+pytestmark = pytest.mark.urls(__name__)
+
+
+def rows_of(event: dict[str, Any], field: str) -> list[Any]:
+    index = event["fields"].index(field)
+    return [row[index] for row in event["rows"]]
+
+
+def test_select_related_keeps_rows_of_both_models(client: Client, traces: Any, seeded: None) -> None:
+    from todos.models import Todo
+
+    client.get("/select-related/")
+    _obj, document = only_trace(traces)
+    expected = list(Todo.objects.order_by("pk")[:5])
+    (todos,) = events(document, "orm", model="todos.todo", source="query")
+    (lists,) = events(document, "orm", model="todos.todolist", source="query")
+    assert rows_of(todos, "id") == [t.pk for t in expected]
+    assert rows_of(todos, "todo_list_id") == [t.todo_list_id for t in expected]
+    assert rows_of(lists, "id") == [t.todo_list_id for t in expected]
+    # The custom ColorField keeps Django's own string form.
+    assert rows_of(lists, "color")[0] == {"$t": "field", "v": str(expected[0].todo_list.color)}
+    # One query, both models' rows from it.
+    assert len(events(document, "sql")) == 1
+
+
+def test_prefetch_keeps_tags_and_through_rows(client: Client, traces: Any, seeded: None) -> None:
+    from todos.models import Todo
+
+    client.get("/prefetch/")
+    _obj, document = only_trace(traces)
+    first_ten = list(Todo.objects.order_by("pk")[:10])
+    links = Todo.tags.through.objects.filter(todo__in=first_ten)
+    assert links.exists(), "the seed gives some of the first ten todos tags"
+    (tags,) = events(document, "orm", model="todos.tag", source="query")
+    assert set(rows_of(tags, "id")) == set(links.values_list("tag_id", flat=True))
+    (through,) = events(document, "orm", model="todos.todo_tags", source="backing")
+    assert sorted(zip(rows_of(through, "todo_id"), rows_of(through, "tag_id"), strict=True)) == sorted(
+        links.values_list("todo_id", "tag_id")
+    )
+    # The backing read is the recorder's: it is not an SQL event.
+    assert len(events(document, "sql")) == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "model", "expected_rows"),
+    [("count", "todos.todo", 60), ("exists", "todos.todolist", 3), ("aggregate", "todos.todo", 60), ("values", "todos.todolist", 3)],
+)
+def test_unfiltered_aggregates_have_backing_rows(
+    client: Client, traces: Any, seeded: None, kind: str, model: str, expected_rows: int
+) -> None:
+    client.get(f"/aggregates/?kind={kind}")
+    _obj, document = only_trace(traces)
+    assert not events(document, "orm", source="query")
+    (backing,) = events(document, "orm", model=model, source="backing")
+    assert len(backing["rows"]) == expected_rows
+    assert len(events(document, "sql")) == 1
+
+
+@override_settings(
+    KOLO_DJANGO={"ENABLED": True, "RECORD_DURING_TESTS": True, "MAX_BACKING_ROWS": 10}
+)
+def test_backing_rows_are_bounded(client: Client, traces: Any, seeded: None) -> None:
+    client.get("/aggregates/?kind=count")
+    _obj, document = only_trace(traces)
+    (backing,) = events(document, "orm", model="todos.todo", source="backing")
+    assert len(backing["rows"]) == 10
+
+
+@pytest.mark.parametrize("how", ["fetchall", "fetchmany", "fetchone", "iterate"])
+def test_raw_cursor_rows(client: Client, traces: Any, seeded: None, how: str) -> None:
+    from todos.models import Todo
+
+    response = client.get(f"/raw/?how={how}")
+    _obj, document = only_trace(traces)
+    (sql,) = events(document, "sql")
+    assert sql["origin"] == "raw"
+    assert sql["params"] == [0]
+    assert [c.lower() for c in sql["columns"]] == ["id", "title"]
+    fetched = response.json()["ids"]
+    # Exactly the rows the view fetched, in order.
+    assert [row[0] for row in sql["rows"]] == fetched
+    assert sql["rows_read"] == len(fetched)
+    assert "rows_truncated" not in sql
+    titles = dict(Todo.objects.values_list("pk", "title"))
+    assert all(row[1] == titles[row[0]] for row in sql["rows"])
+    (backing,) = events(document, "orm", model="todos.todo", source="backing")
+    assert len(backing["rows"]) == 60
+
+
+@override_settings(
+    KOLO_DJANGO={"ENABLED": True, "RECORD_DURING_TESTS": True, "MAX_ROWS_PER_QUERY": 25}
+)
+@pytest.mark.parametrize("how", ["fetchall", "fetchmany", "iterate"])
+def test_raw_rows_beyond_the_limit_are_cut(
+    client: Client, traces: Any, seeded: None, how: str
+) -> None:
+    response = client.get(f"/raw/?how={how}")
+    assert len(response.json()["ids"]) in (60, 14)
+    _obj, document = only_trace(traces)
+    (sql,) = events(document, "sql")
+    fetched = response.json()["ids"]
+    assert [row[0] for row in sql["rows"]] == fetched[:25]
+    assert sql["rows_read"] == len(fetched)
+    assert sql.get("rows_truncated", False) is (len(fetched) > 25)
+
+
+@override_settings(
+    KOLO_DJANGO={"ENABLED": True, "RECORD_DURING_TESTS": True, "MAX_ROWS_PER_QUERY": 3}
+)
+def test_orm_query_rows_are_cut_too(client: Client, traces: Any, seeded: None) -> None:
+    client.get("/select-related/")
+    _obj, document = only_trace(traces)
+    (sql,) = events(document, "sql")
+    assert len(sql["rows"]) == 3
+    assert sql["rows_read"] == 5
+    assert sql["rows_truncated"] is True
