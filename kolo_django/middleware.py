@@ -107,7 +107,9 @@ class KoloMiddleware:
         except Exception:
             logger.exception("kolo_django could not stop call capture")
 
-    def _finish(self, recorder: Recorder, request: HttpRequest, response: HttpResponseBase) -> dict[str, Any] | None:
+    def _finish(
+        self, recorder: Recorder, request: HttpRequest, response: HttpResponseBase
+    ) -> dict[str, Any] | None:
         try:
             duration = recorder.elapsed_ms()
             with recorder.in_mode("silent"):

@@ -61,7 +61,9 @@ def listing() -> Any:
 def get_trace(trace_id: str) -> Trace:
     """Raises ``LookupError`` with a one-line reason."""
     if not trace.is_trace_id(trace_id):
-        raise LookupError(f"{trace_id!r} is not a trace id (expected trc_ followed by 26 characters)")
+        raise LookupError(
+            f"{trace_id!r} is not a trace id (expected trc_ followed by 26 characters)"
+        )
     try:
         return Trace.objects.using(alias()).get(pk=trace_id)
     except Trace.DoesNotExist:
@@ -78,7 +80,10 @@ def load(trace_id: str) -> dict[str, Any]:
 
 
 def prune(
-    *, max_traces: int | None = None, max_age_days: float | None = None, batch_size: int | None = None
+    *,
+    max_traces: int | None = None,
+    max_age_days: float | None = None,
+    batch_size: int | None = None,
 ) -> int:
     """Delete traces beyond the retention limits in batches; returns how many."""
     config = get_config()

@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client, override_settings
 from django.urls import include, path
 
+from kolo_django.recording import frames
 from tests.helpers_recording import RECORDING_OFF, stub_api
 
 
@@ -74,7 +75,7 @@ INJECTIONS = [
     ("kolo_django.recording.recorder.Recorder", "add", None),
     ("kolo_django.recording.sql", "_record", "sql"),
     ("kolo_django.recording.sql", "encode_value", None),
-    ("kolo_django.recording.sql.RowRecordingCursor", "_keep", "sql"),
+    ("kolo_django.recording.sql.RowRecordingCursor", "_copy", "sql"),
     ("kolo_django.recording.orm", "record_instance", "orm"),
     ("kolo_django.recording.orm", "table_models", "backing rows"),
     ("kolo_django.recording.orm", "_record_rows", None),
@@ -84,7 +85,6 @@ INJECTIONS = [
     ("kolo_django.recording.reprs", "_repr", "calls"),
     ("kolo_django.recording.frames", "is_project_code", "calls"),
     ("kolo_django.recording.hooks", "_note_template", "template"),
-    ("kolo_django.recording.hooks", "_note_mail", "mail"),
     ("kolo_django.recording.http", "redact_mapping", None),
     ("kolo_django.recording.http", "_text", None),
     ("kolo_django.recording.redact", "is_secret_key", None),
@@ -148,6 +148,8 @@ def test_fault_leaves_response_identical(
         expected = [_snapshot(client, p) for p in _paths(todo_pk)]
     assert not traces.exists()
 
+    # Decisions about code objects are cached; start afresh so they are made again.
+    frames.reset_caches()
     monkeypatch.setattr(f"{target}.{attribute}", _raise)
     actual = [_snapshot(client, p) for p in _paths(todo_pk)]
     monkeypatch.undo()
@@ -175,6 +177,9 @@ def test_share_with_mail_fault(traces: Any, todo_pk: int, monkeypatch: pytest.Mo
 
 
 @pytest.mark.urls(__name__)
+@override_settings(
+    KOLO_DJANGO={"ENABLED": True, "RECORD_DURING_TESTS": True, "CALLS_INCLUDE": [__name__]}
+)
 def test_broken_user_repr_is_contained(client: Client, traces: Any, db: None) -> None:
     assert client.get("/nasty/").content == b"survived"
     (obj,) = traces.all()

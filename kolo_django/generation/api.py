@@ -34,7 +34,12 @@ def generate(
 ) -> tuple[str, dict[str, Any]]:
     """The source of one test replaying ``documents`` in order, and its context."""
     check_documents(documents)
-    options = {"style": style, "test_class": test_class, "test_name": test_name, "time_backend": time_backend}
+    options = {
+        "style": style,
+        "test_class": test_class,
+        "test_name": test_name,
+        "time_backend": time_backend,
+    }
     context = build_context(documents, options, list(processors))
     plan = build_plan(context)
     context["plan"] = plan

@@ -23,20 +23,40 @@ from .plan import (
     RequestBlock,
     ResetSequencesStep,
     RestoreSessionStep,
+    SeedBulkStep,
     SeedLinksStep,
     SeedRowStep,
     SetPasswordStep,
 )
 from .rows import NEVER_SEEDED, RowSet, Write, pk_key
-from .seeds import REDACTED, Seeds, SeedRow, natural_reference, snake
+from .seeds import REDACTED, SeedRow, Seeds, natural_reference, snake
 from .values import Code, from_trace, literal
 
 TEST_PASSWORD = "kolo-test-password"
-MEANINGFUL_HEADERS = {"accept", "accept-language", "x-requested-with", "origin", "range", "if-none-match", "if-modified-since"}
-NEVER_HEADERS = {"cookie", "authorization", "x-csrftoken", "x-csrf-token", "host", "content-length", "content-type", "connection"}
+MEANINGFUL_HEADERS = {
+    "accept",
+    "accept-language",
+    "x-requested-with",
+    "origin",
+    "range",
+    "if-none-match",
+    "if-modified-since",
+}
+NEVER_HEADERS = {
+    "cookie",
+    "authorization",
+    "x-csrftoken",
+    "x-csrf-token",
+    "host",
+    "content-length",
+    "content-type",
+    "connection",
+}
 SESSION_AUTH_KEYS = {"_auth_user_id", "_auth_user_backend", "_auth_user_hash"}
 MAX_JSON_LITERAL = 4000
 MAX_DELETE_ASSERTS = 10
+MAX_CONTEXT_ASSERTS = 8
+BULK_MIN_ROWS = 4
 
 
 class PlanBuilder:
@@ -115,7 +135,6 @@ class PlanBuilder:
     # --- build ----------------------------------------------------------------------------
 
     def build(self) -> Plan:
-        self.plan.notes.extend(self.seeds.notes)
         self.plan.notes.extend(self.context.get("skipped", []))
         self._databases()
         self._freeze_time()
@@ -127,6 +146,7 @@ class PlanBuilder:
         for step in self.plan.seeds:
             if isinstance(step, SeedRowStep):
                 step.assign = step.var in self.used_vars
+        self.plan.seeds = _bulk(self.plan.seeds)
         return self.plan
 
     def _databases(self) -> None:
@@ -144,24 +164,35 @@ class PlanBuilder:
             self.plan.time_backend = None
             return
         self.plan.freeze_time = self.use(literal(started))
-        self.plan.imports.add("import time_machine" if backend == "time-machine" else "from freezegun import freeze_time")
+        self.plan.imports.add(
+            "import time_machine"
+            if backend == "time-machine"
+            else "from freezegun import freeze_time"
+        )
 
     def _seeds(self) -> None:
         for seed in self.seeds.rows:
             fields = {name: self.use(code) for name, code in seed.fields.items()}
             comment = "never read by the view: a minimal stand-in" if seed.minimal else ""
-            self.plan.seeds.append(SeedRowStep(seed.var, self.model_name(seed.model), fields, True, comment))  # type: ignore[arg-type]
+            self.plan.seeds.append(
+                SeedRowStep(seed.var, self.model_name(seed.model), fields, True, comment)
+            )  # type: ignore[arg-type]
             if seed.is_user and seed.var in self.passwords:
                 self.plan.seeds.append(SetPasswordStep(seed.var, TEST_PASSWORD))
         for link in self.seeds.links:
             self.used_vars.add(link.owner.var)
-            self.plan.seeds.append(SeedLinksStep(link.owner.var, link.field_name, [self.use(t) for t in link.targets]))  # type: ignore[misc]
+            self.plan.seeds.append(
+                SeedLinksStep(link.owner.var, link.field_name, [self.use(t) for t in link.targets])
+            )  # type: ignore[misc]
         if self.seeds.sequence_models:
             self.plan.needs_reset_helper = True
             names = [self.model_name(m) for m in self.seeds.sequence_models]
             self.plan.seeds.append(ResetSequencesStep(names))
             self.plan.imports.update(
-                {"from django.core.management.color import no_style", "from django.db import connections"}
+                {
+                    "from django.core.management.color import no_style",
+                    "from django.db import connections",
+                }
             )
 
     @property
@@ -184,11 +215,19 @@ class PlanBuilder:
                 if body is None and response.get("body_base64"):
                     body = base64.b64decode(response["body_base64"]).decode("latin-1")
                 content_type = next(
-                    (v for k, v in (event.get("response_headers") or {}).items() if k.lower() == "content-type"),
+                    (
+                        v
+                        for k, v in (event.get("response_headers") or {}).items()
+                        if k.lower() == "content-type"
+                    ),
                     "text/plain",
                 )
-                step = grouped.setdefault((event["method"], base), MockHttpStep(event["method"], base, []))
-                step.responses.append({"status": event["status"], "body": body or "", "content_type": content_type})
+                step = grouped.setdefault(
+                    (event["method"], base), MockHttpStep(event["method"], base, [])
+                )
+                step.responses.append(
+                    {"status": event["status"], "body": body or "", "content_type": content_type}
+                )
         self.plan.mocks = list(grouped.values())
         if self.plan.mocks:
             self.plan.imports.update({"import re", "import httpretty"})
@@ -197,20 +236,19 @@ class PlanBuilder:
 
     def _block(self, index: int, document: dict[str, Any]) -> RequestBlock:
         request = document.get("request") or {}
-        response = document.get("response") or {}
         method = str(request.get("method") or "GET").lower()
-        title = f"{request.get('method')} {request.get('path')}"
-        block = RequestBlock(index, title, PlannedRequest(method, literal(""), {}))
         pre_steps = self._auth_steps(index, request)
         planned = self._request(index, request, method)
         planned.on_commit = any(e.get("type") == "write" for e in document.get("events") or ())
-        block.request = planned
-        block.pre_steps = pre_steps  # type: ignore[attr-defined]
         writes = [w for w in self.rowset.writes if w.trace_index == index]
-        created = self._lookups(index, writes)
-        planned.lookups = created
-        block.assertions = self._assertions(index, document, writes)
-        return block
+        planned.lookups = self._lookups(index, writes)
+        return RequestBlock(
+            index=index,
+            title=f"{request.get('method')} {request.get('path')}",
+            request=planned,
+            pre_steps=pre_steps,
+            assertions=self._assertions(index, document, writes),
+        )
 
     def _auth_steps(self, index: int, request: dict[str, Any]) -> list[Any]:
         steps: list[Any] = []
@@ -227,7 +265,9 @@ class PlanBuilder:
             if ref is not None:
                 self.use(ref)
                 steps.append(LoginStep(ref.text))
-        elif index > 0 and (self.documents[index - 1].get("request") or {}).get("user", {}).get("authenticated"):
+        elif index > 0 and (self.documents[index - 1].get("request") or {}).get("user", {}).get(
+            "authenticated"
+        ):
             steps.append(LoginStep(""))  # log out: the earlier request's user is gone
         session = {
             k: v
@@ -245,7 +285,10 @@ class PlanBuilder:
     def _user_seed(self, username: str) -> SeedRow | None:
         user_model = get_user_model()
         for seed in self.seeds.rows:
-            if seed.model is user_model and seed.row.values.get(user_model.USERNAME_FIELD) == username:
+            if (
+                seed.model is user_model
+                and seed.row.values.get(user_model.USERNAME_FIELD) == username
+            ):
                 return seed
         return None
 
@@ -274,7 +317,7 @@ class PlanBuilder:
         return Code(f"reverse({view_name!r}, kwargs={{{args}}})")
 
     def _created_pk_for(self, value: Any) -> Code | None:
-        for (label, key), var in self.created_vars.items():
+        for (_label, key), var in self.created_vars.items():
             if key == str(value):
                 self.used_vars.add(var)
                 return Code(f"{var}.pk")
@@ -284,17 +327,24 @@ class PlanBuilder:
         kwargs: dict[str, Code] = {}
         query = request.get("query") or {}
         if query:
-            kwargs["query_params"] = literal({k: v[0] if len(v) == 1 else v for k, v in query.items()})
+            kwargs["query_params"] = literal(
+                {k: v[0] if len(v) == 1 else v for k, v in query.items()}
+            )
         body = request.get("body") or {}
         kind = body.get("kind")
         content_type = request.get("content_type") or ""
         if kind == "form":
             form = self._form(body.get("form") or {})
             self.plan.imports.add("from urllib.parse import urlencode")
-            kwargs["data"] = Code(f"urlencode({literal(form).text}, doseq=True)", literal(form).imports)
+            kwargs["data"] = Code(
+                f"urlencode({literal(form).text}, doseq=True)", literal(form).imports
+            )
             kwargs["content_type"] = literal("application/x-www-form-urlencoded")
         elif kind == "multipart":
-            data: dict[str, Any] = {k: (v[0] if len(v) == 1 else v) for k, v in self._form(body.get("form") or {}).items()}
+            data: dict[str, Any] = {
+                k: (v[0] if len(v) == 1 else v)
+                for k, v in self._form(body.get("form") or {}).items()
+            }
             parts = [f"{literal(k).text}: {literal(v).text}" for k, v in data.items()]
             for upload in body.get("files") or ():
                 content = base64.b64decode(upload.get("base64") or "")
@@ -302,10 +352,14 @@ class PlanBuilder:
                     f"{upload['field']!r}: SimpleUploadedFile({upload['name']!r}, {content!r}, "
                     f"content_type={upload.get('content_type') or 'application/octet-stream'!r})"
                 )
-                self.plan.imports.add("from django.core.files.uploadedfile import SimpleUploadedFile")
+                self.plan.imports.add(
+                    "from django.core.files.uploadedfile import SimpleUploadedFile"
+                )
             kwargs["data"] = Code("{" + ", ".join(parts) + "}")
             if method != "post":
-                self.plan.notes.append(f"multipart {method.upper()} replayed as the test client encodes it")
+                self.plan.notes.append(
+                    f"multipart {method.upper()} replayed as the test client encodes it"
+                )
         elif kind == "json":
             data_code = self.use(literal(self._json_body(body.get("json"))))
             kwargs["data"] = data_code  # type: ignore[assignment]
@@ -317,18 +371,24 @@ class PlanBuilder:
                 kwargs["data"] = literal(base64.b64decode(body.get("base64") or ""))
             kwargs["content_type"] = literal(content_type or "application/octet-stream")
             if body.get("truncated"):
-                self.plan.notes.append("the recorded body was cut at MAX_BODY_BYTES; the test sends the part kept")
+                self.plan.notes.append(
+                    "the recorded body was cut at MAX_BODY_BYTES; the test sends the part kept"
+                )
         headers = {
             k: v
             for k, v in (request.get("headers") or {}).items()
-            if k.lower() not in NEVER_HEADERS and v != REDACTED and (k.lower() in MEANINGFUL_HEADERS or k.lower().startswith(("x-", "hx-")))
+            if k.lower() not in NEVER_HEADERS
+            and v != REDACTED
+            and (k.lower() in MEANINGFUL_HEADERS or k.lower().startswith(("x-", "hx-")))
         }
         auth = request.get("auth") or {}
         header_codes = [f"{literal(k).text}: {literal(v).text}" for k, v in headers.items()]
         if auth.get("scheme") == "basic" and auth.get("username"):
             self.plan.imports.add("import base64")
             credentials = f"{auth['username']}:{TEST_PASSWORD}".encode()
-            header_codes.append(f'"Authorization": "Basic " + base64.b64encode({credentials!r}).decode()')
+            header_codes.append(
+                f'"Authorization": "Basic " + base64.b64encode({credentials!r}).decode()'
+            )
         if header_codes:
             kwargs["headers"] = Code("{" + ", ".join(header_codes) + "}")
         if request.get("scheme") == "https":
@@ -338,7 +398,9 @@ class PlanBuilder:
         path = self._path(request.get("path") or "/")
         if method not in _CLIENT_METHODS:
             # The test client has no helper for this verb: client.generic(METHOD, path).
-            return PlannedRequest("generic", Code(f"{method.upper()!r}, {path.text}", path.imports), kwargs)
+            return PlannedRequest(
+                "generic", Code(f"{method.upper()!r}, {path.text}", path.imports), kwargs
+            )
         return PlannedRequest(method, path, kwargs)
 
     def _form(self, form: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -363,7 +425,11 @@ class PlanBuilder:
 
     def _json_body(self, data: Any) -> Any:
         if isinstance(data, dict):
-            return {k: (TEST_PASSWORD if v == REDACTED and "pass" in k.lower() else self._json_body(v)) for k, v in data.items() if v != REDACTED or "pass" in k.lower()}
+            return {
+                k: (TEST_PASSWORD if v == REDACTED and "pass" in k.lower() else self._json_body(v))
+                for k, v in data.items()
+                if v != REDACTED or "pass" in k.lower()
+            }
         if isinstance(data, list):
             return [self._json_body(v) for v in data]
         return data
@@ -378,7 +444,15 @@ class PlanBuilder:
                 if previous is not None:
                     merged = dict(previous.values)
                     merged.update(write.values)
-                    write = Write(previous.op, write.model, write.alias, write.pk, merged, write.event, write.trace_index)
+                    write = Write(
+                        previous.op,
+                        write.model,
+                        write.alias,
+                        write.pk,
+                        merged,
+                        write.event,
+                        write.trace_index,
+                    )
                 final[write.key] = write
         return final
 
@@ -390,7 +464,11 @@ class PlanBuilder:
                 continue
             filters: dict[str, Code] = {}
             for f in write.model._meta.concrete_fields:
-                if f.primary_key or getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+                if (
+                    f.primary_key
+                    or getattr(f, "auto_now", False)
+                    or getattr(f, "auto_now_add", False)
+                ):
                     continue
                 if f.attname not in write.values or isinstance(f, models.FileField):
                     continue
@@ -417,16 +495,23 @@ class PlanBuilder:
             self.created_vars[key] = var
         return lookups
 
-    def _assertions(self, index: int, document: dict[str, Any], writes: list[Write]) -> list[Assertion]:
+    def _assertions(
+        self, index: int, document: dict[str, Any], writes: list[Write]
+    ) -> list[Assertion]:
         response = document.get("response") or {}
         status = response.get("status_code")
         out: list[Assertion] = [Assertion("equal", Code("response.status_code"), literal(status))]
         location = response.get("redirect")
         if location:
             out.append(Assertion("redirects", Code("response"), self._location(document, location)))
-        templates = [t for t in response.get("templates") or () if not t.startswith(("django/forms", "admin/"))]
+        templates = [
+            t
+            for t in response.get("templates") or ()
+            if not t.startswith(("django/forms", "admin/"))
+        ]
         if templates:
             out.append(Assertion("template", Code("response"), literal(templates[0])))
+        out.extend(self._context_assertions(document, response.get("context") or {}))
         if "json" in response and status != 204:
             out.extend(self._json_assertions(document, response["json"]))
         out.extend(self._write_assertions(writes))
@@ -448,6 +533,47 @@ class PlanBuilder:
             if code.text.startswith("reverse(") and not parts.query:
                 return code
         return literal(path)
+
+    def _context_assertions(
+        self, document: dict[str, Any], context: dict[str, Any]
+    ) -> list[Assertion]:
+        """What the view put in the template context: counts, lengths, the
+        objects shown, form errors. The HTML itself is not compared."""
+        out: list[Assertion] = []
+        index = self.documents.index(document)
+        for key, entry in context.items():
+            if len(out) >= MAX_CONTEXT_ASSERTS:
+                break
+            left = Code(f"response.context[{key!r}]")
+            if "form_errors" in entry:
+                out.append(
+                    Assertion(
+                        "equal",
+                        Code(f"response.context[{key!r}].errors"),
+                        literal(entry["form_errors"]),
+                    )
+                )
+            elif "length" in entry and entry["length"] is not None:
+                out.append(
+                    Assertion(
+                        "equal", Code(f"len(response.context[{key!r}])"), literal(entry["length"])
+                    )
+                )
+            elif "model" in entry:
+                model = _model(entry["model"])
+                ref = self.ref_code(model, entry["pk"]) if model is not None else None
+                if ref is not None and ref.text.isidentifier():
+                    out.append(Assertion("equal", left, ref))
+            elif "value" in entry:
+                value = entry["value"]
+                if isinstance(value, str) and (
+                    len(value) > 120 or self._request_time(index, value)
+                ):
+                    continue
+                if isinstance(value, dict) and self._request_time(index, value):
+                    continue
+                out.append(Assertion("equal", left, from_trace(value)))
+        return out
 
     def _write_assertions(self, writes: list[Write]) -> list[Assertion]:
         out: list[Assertion] = []
@@ -471,28 +597,50 @@ class PlanBuilder:
                     continue
                 if after == REDACTED or isinstance(f, models.FileField):
                     continue
-                if isinstance(f, models.DateTimeField) and self._request_time(write.trace_index, after):
+                if isinstance(f, models.DateTimeField) and self._request_time(
+                    write.trace_index, after
+                ):
                     continue
                 if seed.var not in refreshed:
                     refreshed.add(seed.var)
                     out.append(Assertion("refresh", Code(seed.var)))
                 if f.is_relation:
-                    ref = self.ref_code(f.related_model, after) if after is not None else literal(None)
+                    ref = (
+                        self.ref_code(f.related_model, after)
+                        if after is not None
+                        else literal(None)
+                    )
                     if ref is None:
-                        out.append(Assertion("equal", Code(f"{seed.var}.{f.attname}"), from_trace(after, f)))
+                        out.append(
+                            Assertion(
+                                "equal", Code(f"{seed.var}.{f.attname}"), from_trace(after, f)
+                            )
+                        )
                     else:
                         out.append(Assertion("equal", Code(f"{seed.var}.{f.name}"), ref))
                 else:
-                    out.append(Assertion("equal", Code(f"{seed.var}.{f.name}"), from_trace(after, f)))
+                    out.append(
+                        Assertion("equal", Code(f"{seed.var}.{f.name}"), from_trace(after, f))
+                    )
         for write in writes:
-            if write.op == "delete" and write.key not in created_keys and not _skip_model(write.model):
+            if (
+                write.op == "delete"
+                and write.key not in created_keys
+                and not _skip_model(write.model)
+            ):
                 seed = self.seeds.by_key.get(write.key)
                 if seed is None or deleted >= MAX_DELETE_ASSERTS:
                     continue
                 deleted += 1
                 name = self.model_name(write.model)
-                out.append(Assertion("false", Code(f"{name}.objects.filter(pk={seed.var}.pk).exists()")))
-            elif write.op in ("m2m_add", "m2m_remove") and not write.event.get("reverse") and write.event.get("field"):
+                out.append(
+                    Assertion("false", Code(f"{name}.objects.filter(pk={seed.var}.pk).exists()"))
+                )
+            elif (
+                write.op in ("m2m_add", "m2m_remove")
+                and not write.event.get("reverse")
+                and write.event.get("field")
+            ):
                 owner = self.ref_code(write.model, write.pk)
                 related = _model(write.event.get("related_model"))
                 if owner is None or related is None:
@@ -501,13 +649,18 @@ class PlanBuilder:
                     target = self.pk_code(related, pk)
                     if target is None:
                         continue
-                    check = Code(f"{owner.text}.{write.event['field']}.filter(pk={target.text}).exists()", target.imports)
+                    check = Code(
+                        f"{owner.text}.{write.event['field']}.filter(pk={target.text}).exists()",
+                        target.imports,
+                    )
                     out.append(Assertion("true" if write.op == "m2m_add" else "false", check))
         return out
 
     def _mail_assertions(self, document: dict[str, Any]) -> list[Assertion]:
         mails = [e for e in document.get("events") or () if e.get("type") == "mail"]
-        if not mails and not any(a.get("type") == "mail" for d in self.documents for a in d.get("events") or ()):
+        if not mails and not any(
+            a.get("type") == "mail" for d in self.documents for a in d.get("events") or ()
+        ):
             return []
         self.plan.imports.add("from django.core import mail")
         start = self.mail_seen
@@ -515,12 +668,18 @@ class PlanBuilder:
         out = [Assertion("equal", Code("len(mail.outbox)"), literal(self.mail_seen))]
         for offset, message in enumerate(mails):
             i = start + offset
-            out.append(Assertion("equal", Code(f"mail.outbox[{i}].subject"), literal(message.get("subject"))))
+            out.append(
+                Assertion(
+                    "equal", Code(f"mail.outbox[{i}].subject"), literal(message.get("subject"))
+                )
+            )
             out.append(Assertion("equal", Code(f"mail.outbox[{i}].to"), literal(message.get("to"))))
         return out
 
     def _http_assertions(self, document: dict[str, Any]) -> list[Assertion]:
-        calls = [e for e in document.get("events") or () if e.get("type") == "http" and "status" in e]
+        calls = [
+            e for e in document.get("events") or () if e.get("type") == "http" and "status" in e
+        ]
         if not self.plan.mocks:
             return []
         start = self.http_seen
@@ -563,7 +722,11 @@ class PlanBuilder:
         self.volatile_used = False
         started = decode_value(document.get("started_at"))
         duration = float(document.get("duration_ms") or 0)
-        window = (started, started + dt.timedelta(milliseconds=duration + 1000)) if isinstance(started, dt.datetime) else None
+        window = (
+            (started, started + dt.timedelta(milliseconds=duration + 1000))
+            if isinstance(started, dt.datetime)
+            else None
+        )
         created = {
             key[1]: var for key, var in self.created_vars.items() if self._created_in(key, document)
         }
@@ -584,17 +747,32 @@ class PlanBuilder:
 
     def _created_in(self, key: tuple[str, str], document: dict[str, Any]) -> bool:
         index = self.documents.index(document)
-        return any(w.key == key and w.op == "create" and w.trace_index == index for w in self.rowset.writes)
+        return any(
+            w.key == key and w.op == "create" and w.trace_index == index for w in self.rowset.writes
+        )
 
-    def _json_code(self, value: Any, created: dict[str, str], window: Any, host: str, key: str = "") -> Code:
+    def _json_code(
+        self, value: Any, created: dict[str, str], window: Any, host: str, key: str = ""
+    ) -> Code:
         if isinstance(value, dict):
-            parts = [f"{literal(k).text}: {self._json_code(v, created, window, host, k).text}" for k, v in value.items()]
+            parts = [
+                f"{literal(k).text}: {self._json_code(v, created, window, host, k).text}"
+                for k, v in value.items()
+            ]
             return Code("{" + ", ".join(parts) + "}")
         if isinstance(value, list):
-            return Code("[" + ", ".join(self._json_code(v, created, window, host, key).text for v in value) + "]")
+            return Code(
+                "["
+                + ", ".join(self._json_code(v, created, window, host, key).text for v in value)
+                + "]"
+            )
         if isinstance(value, bool) or value is None:
             return literal(value)
-        if isinstance(value, int) and (key in ("id", "pk") or key.endswith("_id")) and str(value) in created:
+        if (
+            isinstance(value, int)
+            and (key in ("id", "pk") or key.endswith("_id"))
+            and str(value) in created
+        ):
             self.used_vars.add(created[str(value)])
             return Code(f"{created[str(value)]}.pk")
         if isinstance(value, str):
@@ -616,6 +794,30 @@ class PlanBuilder:
                     return Code("f" + repr(pattern.sub("{" + var + ".pk}", escaped)))
             return literal(text)
         return literal(value)
+
+
+def _bulk(steps: list[Any]) -> list[Any]:
+    """Runs of unnamed rows of one model become one bulk_create: shorter to read."""
+    out: list[Any] = []
+    run: list[SeedRowStep] = []
+
+    def flush() -> None:
+        if len(run) >= BULK_MIN_ROWS:
+            out.append(SeedBulkStep(run[0].model, [r.fields for r in run]))
+        else:
+            out.extend(run)
+        run.clear()
+
+    for step in steps:
+        if isinstance(step, SeedRowStep) and not step.assign and not step.comment:
+            if run and run[0].model != step.model:
+                flush()
+            run.append(step)
+            continue
+        flush()
+        out.append(step)
+    flush()
+    return out
 
 
 def _in_window(value: str, window: tuple[dt.datetime, dt.datetime]) -> bool:

@@ -15,8 +15,14 @@ Processor = Callable[[dict[str, Any]], dict[str, Any]]
 
 def rows_processor(context: dict[str, Any]) -> dict[str, Any]:
     rowset = collect(context["traces"])
-    skipped = [f"model {label} no longer exists: its rows were skipped" for label in sorted(rowset.missing_models)]
-    skipped += [f"field {name} no longer exists: its values were skipped" for name in sorted(rowset.missing_fields)]
+    skipped = [
+        f"model {label} no longer exists: its rows were skipped"
+        for label in sorted(rowset.missing_models)
+    ]
+    skipped += [
+        f"field {name} no longer exists: its values were skipped"
+        for name in sorted(rowset.missing_fields)
+    ]
     return {"rowset": rowset, "skipped": skipped}
 
 
@@ -47,17 +53,29 @@ def backends_processor(context: dict[str, Any]) -> dict[str, Any]:
             time_backend = "time-machine"
         elif importlib.util.find_spec("freezegun"):
             time_backend = "freezegun"
-    return {"time_backend": time_backend or None, "http_backend": options.get("http_backend") or "httpretty"}
+    return {
+        "time_backend": time_backend or None,
+        "http_backend": options.get("http_backend") or "httpretty",
+    }
 
 
-BUILTIN_PROCESSORS: list[Processor] = [rows_processor, seeds_processor, names_processor, backends_processor]
+BUILTIN_PROCESSORS: list[Processor] = [
+    rows_processor,
+    seeds_processor,
+    names_processor,
+    backends_processor,
+]
 
 
-def build_context(documents: list[dict[str, Any]], options: dict[str, Any], extra: list[Processor] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+def build_context(
+    documents: list[dict[str, Any]], options: dict[str, Any], extra: list[Processor] = ()
+) -> dict[str, Any]:  # type: ignore[assignment]
     context: dict[str, Any] = {"traces": documents, "options": options}
     for processor in [*BUILTIN_PROCESSORS, *extra]:
         result = processor(context)
         if not isinstance(result, dict):
-            raise TypeError(f"trace processor {processor!r} returned {type(result).__name__}, not a dict")
+            raise TypeError(
+                f"trace processor {processor!r} returned {type(result).__name__}, not a dict"
+            )
         context.update(result)
     return context

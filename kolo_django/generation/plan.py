@@ -23,6 +23,15 @@ class SeedRowStep:
 
 
 @dataclass
+class SeedBulkStep:
+    """Rows no other step refers to: ``Model.objects.bulk_create([...])``."""
+
+    model: str
+    rows: list[dict[str, Code]]
+    kind: str = "seed_bulk"
+
+
+@dataclass
 class SeedLinksStep:
     owner: str
     field: str
@@ -101,8 +110,8 @@ class RequestBlock:
     index: int
     title: str
     request: PlannedRequest
+    pre_steps: list[Any] = field(default_factory=list)
     assertions: list[Assertion] = field(default_factory=list)
-    refresh: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import jinja2
 
@@ -15,7 +14,15 @@ from .plan import Plan
 BUILTIN_DIR = Path(__file__).parent / "templates"
 STYLES = ("unittest", "pytest")
 STDLIB = {"base64", "datetime", "decimal", "json", "re", "uuid", "unittest", "urllib"}
-THIRD_PARTY = {"httpretty", "time_machine", "freezegun", "pytest", "pytest_django", "factory", "responses"}
+THIRD_PARTY = {
+    "httpretty",
+    "time_machine",
+    "freezegun",
+    "pytest",
+    "pytest_django",
+    "factory",
+    "responses",
+}
 
 
 class TemplateProblem(Exception):
@@ -43,7 +50,11 @@ def style_imports(plan: Plan, style: str) -> set[str]:
         imports.add("from django.test import TestCase")
     else:
         imports.add("import pytest")
-        names = [n for op, n in (("redirects", "assertRedirects"), ("template", "assertTemplateUsed")) if op in ops]
+        names = [
+            n
+            for op, n in (("redirects", "assertRedirects"), ("template", "assertTemplateUsed"))
+            if op in ops
+        ]
         if names:
             imports.add(f"from pytest_django.asserts import {', '.join(names)}")
     return imports
@@ -82,7 +93,9 @@ def render(plan: Plan, *, style: str, template: str | None = None) -> str:
         tmpl = env.get_template(name)
         code = tmpl.render(plan=plan, style=style, imports=import_block(style_imports(plan, style)))
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateProblem(f"template {exc.filename or name}, line {exc.lineno}: {exc.message}") from None
+        raise TemplateProblem(
+            f"template {exc.filename or name}, line {exc.lineno}: {exc.message}"
+        ) from None
     except jinja2.TemplateNotFound as exc:
         raise TemplateProblem(f"template {exc.name} not found") from None
     except jinja2.UndefinedError as exc:
@@ -121,18 +134,29 @@ def _format(code: str, preferred: str | None = None) -> str:
         return code
     if name == "ruff":
         commands: list[list[str]] = [
-            [tool, "check", "--quiet", "--select", "I,F401", "--fix", "--exit-zero", "--stdin-filename", "test_generated.py", "-"],
+            [
+                tool,
+                "check",
+                "--quiet",
+                "--select",
+                "I,F401",
+                "--fix",
+                "--exit-zero",
+                "--stdin-filename",
+                "test_generated.py",
+                "-",
+            ],
             [tool, "format", "--quiet", "--stdin-filename", "test_generated.py", "-"],
         ]
     else:
         commands = [[tool, "--quiet", "-"]]
     for command in commands:
         try:
-            result = subprocess.run(command, input=code, capture_output=True, text=True, timeout=30, check=False)
+            result = subprocess.run(
+                command, input=code, capture_output=True, text=True, timeout=30, check=False
+            )
         except (OSError, subprocess.TimeoutExpired):
             return code
         if result.returncode == 0 and result.stdout.strip():
             code = result.stdout
     return code
-
-

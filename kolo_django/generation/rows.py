@@ -115,7 +115,9 @@ def _add_rows(rowset: RowSet, event: dict[str, Any], index: int) -> None:
         key = (model._meta.label_lower, pk_key(pk))
         row = rowset.rows.get(key)
         if row is None:
-            row = rowset.rows[key] = Row(model, event.get("alias", "default"), decode_value(pk), trace_index=index)
+            row = rowset.rows[key] = Row(
+                model, event.get("alias", "default"), decode_value(pk), trace_index=index
+            )
         row.sources.add(event.get("source", "query"))
         for name, value in zip(names, values, strict=False):
             # The first read wins: it is the state before the request's writes.

@@ -109,10 +109,20 @@ def build_seeds(documents: list[dict[str, Any]], rowset: RowSet) -> Seeds:
 
 
 def _integer_pk(model: type[models.Model]) -> bool:
-    return model._meta.pk.get_internal_type() in ("AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField")
+    return model._meta.pk.get_internal_type() in (
+        "AutoField",
+        "BigAutoField",
+        "SmallAutoField",
+        "IntegerField",
+        "BigIntegerField",
+    )
 
 
-def _add_users(documents: list[dict[str, Any]], candidates: dict[tuple[str, str], Row], created: dict[tuple[str, str], int]) -> None:
+def _add_users(
+    documents: list[dict[str, Any]],
+    candidates: dict[tuple[str, str], Row],
+    created: dict[tuple[str, str], int],
+) -> None:
     """The logged-in user is seeded even when the view never loaded its row."""
     user_model = get_user_model()
     for index, document in enumerate(documents):
@@ -123,15 +133,28 @@ def _add_users(documents: list[dict[str, Any]], candidates: dict[tuple[str, str]
             key = (user_model._meta.label_lower, pk_key(pk))
             if key not in candidates and key not in created:
                 candidates[key] = Row(
-                    user_model, "default", pk, {user_model.USERNAME_FIELD: user.get("username")}, {"request user"}, index
+                    user_model,
+                    "default",
+                    pk,
+                    {user_model.USERNAME_FIELD: user.get("username")},
+                    {"request user"},
+                    index,
                 )
         elif auth.get("scheme") == "basic" and auth.get("username"):
             username = auth["username"]
             if not any(
-                r.model is user_model and r.values.get(user_model.USERNAME_FIELD) == username for r in candidates.values()
+                r.model is user_model and r.values.get(user_model.USERNAME_FIELD) == username
+                for r in candidates.values()
             ):
                 key = (user_model._meta.label_lower, f"basic:{username}")
-                candidates[key] = Row(user_model, "default", None, {user_model.USERNAME_FIELD: username}, {"minimal"}, index)
+                candidates[key] = Row(
+                    user_model,
+                    "default",
+                    None,
+                    {user_model.USERNAME_FIELD: username},
+                    {"minimal"},
+                    index,
+                )
 
 
 def _drop_inherited_parents(candidates: dict[tuple[str, str], Row]) -> None:
@@ -145,7 +168,9 @@ def _fk_fields(model: type[models.Model]) -> list[Any]:
     return [
         f
         for f in model._meta.concrete_fields
-        if f.is_relation and (f.many_to_one or f.one_to_one) and not getattr(f.remote_field, "parent_link", False)
+        if f.is_relation
+        and (f.many_to_one or f.one_to_one)
+        and not getattr(f.remote_field, "parent_link", False)
     ]
 
 
@@ -173,7 +198,9 @@ def _add_missing_parents(
             else Row(target, row.alias, decode_value(value), {}, {"minimal"}, row.trace_index)
         )
         candidates[key] = parent
-        notes.append(f"{target._meta.label} pk={decode_value(value)} was never read; a minimal row stands in for it")
+        notes.append(
+            f"{target._meta.label} pk={decode_value(value)} was never read; a minimal row stands in for it"
+        )
         _add_missing_parents(parent, candidates, rowset, created, notes)
 
 
@@ -214,7 +241,9 @@ def _var_name(row: Row, used: set[str]) -> str:
     return candidate
 
 
-def _field_codes(seed: SeedRow, seeds: dict[tuple[str, str], SeedRow], rowset: RowSet) -> dict[str, Code]:
+def _field_codes(
+    seed: SeedRow, seeds: dict[tuple[str, str], SeedRow], rowset: RowSet
+) -> dict[str, Code]:
     model = seed.model
     row = seed.row
     codes: dict[str, Code] = {}
@@ -247,7 +276,10 @@ def _field_codes(seed: SeedRow, seeds: dict[tuple[str, str], SeedRow], rowset: R
 
 
 def _required(f: Any) -> bool:
-    return not (f.null or f.has_default() or getattr(f, "auto_created", False))
+    if f.null or f.blank or f.has_default() or getattr(f, "auto_created", False):
+        return False
+    # A user's password stays empty: tests log in with force_login().
+    return f.attname != "password"
 
 
 def _is_default(f: Any, value: Any) -> bool:
@@ -260,7 +292,9 @@ def _is_default(f: Any, value: Any) -> bool:
         return False
 
 
-def _reference(f: Any, value: Any, seeds: dict[tuple[str, str], SeedRow], rowset: RowSet) -> Code | None:
+def _reference(
+    f: Any, value: Any, seeds: dict[tuple[str, str], SeedRow], rowset: RowSet
+) -> Code | None:
     if value is None:
         return None if f.null else literal(None)
     target = f.related_model
@@ -330,7 +364,14 @@ def _minimal_value(f: Any, row: Row, seeds: dict[tuple[str, str], SeedRow]) -> C
     if internal in ("CharField", "TextField", "SlugField"):
         text = tag if row.model is not get_user_model() else tag.replace("-", "_")
         return literal(text[: f.max_length] if f.max_length else text)
-    if internal in ("IntegerField", "BigIntegerField", "SmallIntegerField", "PositiveIntegerField", "PositiveSmallIntegerField", "PositiveBigIntegerField"):
+    if internal in (
+        "IntegerField",
+        "BigIntegerField",
+        "SmallIntegerField",
+        "PositiveIntegerField",
+        "PositiveSmallIntegerField",
+        "PositiveBigIntegerField",
+    ):
         return literal(int(pk_key(row.pk)) if f.unique and pk_key(row.pk).isdigit() else 0)
     if internal == "DecimalField":
         return literal(decimal.Decimal("0"))
@@ -355,12 +396,18 @@ def _minimal_value(f: Any, row: Row, seeds: dict[tuple[str, str], SeedRow]) -> C
     return None
 
 
-def _links(through_rows: list[Row], seeds: dict[tuple[str, str], SeedRow], rowset: RowSet) -> list[SeedLinks]:
+def _links(
+    through_rows: list[Row], seeds: dict[tuple[str, str], SeedRow], rowset: RowSet
+) -> list[SeedLinks]:
     grouped: dict[tuple[str, str], SeedLinks] = {}
-    for row in sorted(through_rows, key=lambda r: (r.label, int(pk_key(r.pk)) if pk_key(r.pk).isdigit() else 0)):
+    for row in sorted(
+        through_rows, key=lambda r: (r.label, int(pk_key(r.pk)) if pk_key(r.pk).isdigit() else 0)
+    ):
         through = row.model
         declaring = through._meta.auto_created
-        m2m = next((f for f in declaring._meta.many_to_many if f.remote_field.through is through), None)
+        m2m = next(
+            (f for f in declaring._meta.many_to_many if f.remote_field.through is through), None
+        )
         if m2m is None:
             continue
         source_attname = through._meta.get_field(m2m.m2m_field_name()).attname
@@ -371,7 +418,11 @@ def _links(through_rows: list[Row], seeds: dict[tuple[str, str], SeedRow], rowse
         target_value = row.values.get(target_field.attname)
         target_model = target_field.related_model
         target_seed = seeds.get((target_model._meta.label_lower, pk_key(target_value)))
-        target = Code(target_seed.var) if target_seed else natural_reference(target_model, target_value, rowset)
+        target = (
+            Code(target_seed.var)
+            if target_seed
+            else natural_reference(target_model, target_value, rowset)
+        )
         if target is None:
             continue
         link = grouped.setdefault((owner.var, m2m.name), SeedLinks(owner, m2m.name, []))

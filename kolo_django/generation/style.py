@@ -29,7 +29,9 @@ def _configured(folder: Path) -> bool:
     pyproject = folder / "pyproject.toml"
     if pyproject.exists():
         text = pyproject.read_text(errors="ignore")
-        if "[tool.pytest.ini_options]" in text and ("DJANGO_SETTINGS_MODULE" in text or "django" in text):
+        if "[tool.pytest.ini_options]" in text and (
+            "DJANGO_SETTINGS_MODULE" in text or "django" in text
+        ):
             return True
     for name, section in (("setup.cfg", "tool:pytest"), ("tox.ini", "pytest")):
         path = folder / name

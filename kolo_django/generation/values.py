@@ -34,7 +34,11 @@ def from_trace(value: Any, model_field: Any = None) -> Code:
         text = value.get("v")
         if model_field is not None:
             try:
-                return literal(model_field.to_python(text)) if _plain(model_field.to_python(text)) else literal(text)
+                return (
+                    literal(model_field.to_python(text))
+                    if _plain(model_field.to_python(text))
+                    else literal(text)
+                )
             except Exception:
                 return literal(text)
         return literal(text)
@@ -46,7 +50,21 @@ def from_trace(value: Any, model_field: Any = None) -> Code:
 
 def _plain(value: Any) -> bool:
     return value is None or isinstance(
-        value, (str, int, float, bool, decimal.Decimal, dt.date, dt.time, dt.timedelta, uuid.UUID, bytes, list, dict)
+        value,
+        (
+            str,
+            int,
+            float,
+            bool,
+            decimal.Decimal,
+            dt.date,
+            dt.time,
+            dt.timedelta,
+            uuid.UUID,
+            bytes,
+            list,
+            dict,
+        ),
     )
 
 
@@ -80,7 +98,11 @@ def _literal(value: Any, imports: set[str]) -> str:
     if isinstance(value, (bool, type(None), int, str)):
         return repr(value)
     if isinstance(value, float):
-        return repr(value) if value == value and value not in (float("inf"), float("-inf")) else f'float("{value}")'
+        return (
+            repr(value)
+            if value == value and value not in (float("inf"), float("-inf"))
+            else f'float("{value}")'
+        )
     if isinstance(value, decimal.Decimal):
         imports.add("from decimal import Decimal")
         return f'Decimal("{value}")'
@@ -101,7 +123,9 @@ def _literal(value: Any, imports: set[str]) -> str:
         return f"datetime.date({value.year}, {value.month}, {value.day})"
     if isinstance(value, dt.time):
         imports.add("import datetime")
-        parts = [value.hour, value.minute, value.second] + ([value.microsecond] if value.microsecond else [])
+        parts = [value.hour, value.minute, value.second] + (
+            [value.microsecond] if value.microsecond else []
+        )
         return f"datetime.time({', '.join(str(p) for p in parts)})"
     if isinstance(value, dt.timedelta):
         imports.add("import datetime")
@@ -118,7 +142,16 @@ def _literal(value: Any, imports: set[str]) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_literal(v, imports) for v in value) + "]"
     if isinstance(value, tuple):
-        return "(" + ", ".join(_literal(v, imports) for v in value) + ("," if len(value) == 1 else "") + ")"
+        return (
+            "("
+            + ", ".join(_literal(v, imports) for v in value)
+            + ("," if len(value) == 1 else "")
+            + ")"
+        )
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{_literal(k, imports)}: {_literal(v, imports)}" for k, v in value.items()) + "}"
+        return (
+            "{"
+            + ", ".join(f"{_literal(k, imports)}: {_literal(v, imports)}" for k, v in value.items())
+            + "}"
+        )
     return repr(str(value))

@@ -41,13 +41,39 @@ def verify(source: str, style: str, *, timeout: int = 600) -> VerifyResult:
         env.setdefault("DJANGO_SETTINGS_MODULE", os.environ.get("DJANGO_SETTINGS_MODULE", ""))
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         if style == "pytest":
-            command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(root), str(package / "test_generated.py")]
+            command = [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--rootdir",
+                str(root),
+                str(package / "test_generated.py"),
+            ]
         else:
-            command = [sys.executable, str(root / "manage.py"), "test", "--noinput", f"{package.name}.test_generated"]
+            command = [
+                sys.executable,
+                str(root / "manage.py"),
+                "test",
+                "--noinput",
+                f"{package.name}.test_generated",
+            ]
         try:
-            result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+            result = subprocess.run(
+                command,
+                cwd=root,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
             return VerifyResult(False, f"the test did not finish within {timeout} s", command)
-        return VerifyResult(result.returncode == 0, (result.stdout + result.stderr).strip(), command)
+        return VerifyResult(
+            result.returncode == 0, (result.stdout + result.stderr).strip(), command
+        )
     finally:
         shutil.rmtree(package, ignore_errors=True)

@@ -69,7 +69,9 @@ def _decide(filename: str, module: str, config: dict[str, Any]) -> bool:
     project, excluded = _roots()
     if "site-packages" in path or "dist-packages" in path or ".venv" in path.split(os.sep):
         return False
-    if any(path.startswith(root) for root in excluded) and not any(path.startswith(p) for p in project):
+    if any(path.startswith(root) for root in excluded) and not any(
+        path.startswith(p) for p in project
+    ):
         return False
     if ".migrations." in f".{module}." or module.endswith(".migrations"):
         return False
@@ -93,7 +95,9 @@ class CallTracker:
     def fail(self) -> None:
         if not self.failed:
             self.failed = True
-            logger.exception("kolo_django could not record a call; call capture stops for this request")
+            logger.exception(
+                "kolo_django could not record a call; call capture stops for this request"
+            )
             self.recorder.faults.append("calls")
 
     def on_call(self, frame: FrameType) -> None:
@@ -119,7 +123,9 @@ class CallTracker:
         stack.append(call_id)
         recorder.add(event)
 
-    def on_return(self, frame: FrameType, value: Any, exception: BaseException | None = None) -> None:
+    def on_return(
+        self, frame: FrameType, value: Any, exception: BaseException | None = None
+    ) -> None:
         recorder = self.recorder
         if recorder.mode is not None:
             return
@@ -129,7 +135,9 @@ class CallTracker:
         call_id = stack.pop()
         event: dict[str, Any] = {"type": "return", "id": call_id}
         if exception is not None:
-            event["exception"] = f"{type(exception).__name__}: {safe_repr(str(exception), self.limit)}"
+            event["exception"] = (
+                f"{type(exception).__name__}: {safe_repr(str(exception), self.limit)}"
+            )
         else:
             event["value"] = safe_repr(value, self.limit)
         if self.capture_locals:

@@ -61,7 +61,9 @@ def install_orm() -> None:
                     q, using = self.queryset.query, self.queryset.db
                 else:
                     q, using = self, args[0] if args else kwargs.get("using")
-                guarded("backing rows", record_query_backing_rows, q, using, include_base=include_base)
+                guarded(
+                    "backing rows", record_query_backing_rows, q, using, include_base=include_base
+                )
             return original(self, *args, **kwargs)
 
         wrapper._kolo_django = True
@@ -123,8 +125,14 @@ def _note_template(name: str | None) -> None:
         recorder.add({"type": "template", "name": name})
 
 
-def _on_template_rendered(sender: Any, template: Any = None, **kwargs: Any) -> None:
-    if current() is not None and template is not None:
+def _on_template_rendered(
+    sender: Any, template: Any = None, context: Any = None, **kwargs: Any
+) -> None:
+    recorder = current()
+    if recorder is not None and template is not None:
+        if not recorder.templates and recorder.mode is None:
+            # Summarised when the request ends, once rendering has evaluated it.
+            recorder.template_context_source = context
         origin = getattr(template, "origin", None)
         guarded("template", _note_template, origin.template_name if origin else template.name)
 

@@ -45,7 +45,9 @@ def _text(data: Any, cap: int) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _outbound(library: str, method: str, url: str, headers: Any, body: Any) -> Iterator[dict[str, Any] | None]:
+def _outbound(
+    library: str, method: str, url: str, headers: Any, body: Any
+) -> Iterator[dict[str, Any] | None]:
     recorder = current()
     if recorder is None or recorder.mode is not None or getattr(recorder, "http_depth", 0):
         yield None
@@ -60,7 +62,9 @@ def _outbound(library: str, method: str, url: str, headers: Any, body: Any) -> I
             "library": library,
             "method": str(method).upper(),
             "url": str(url),
-            "request_headers": redact_mapping({str(k): str(v) for k, v in dict(headers or {}).items()}, recorder.secrets),
+            "request_headers": redact_mapping(
+                {str(k): str(v) for k, v in dict(headers or {}).items()}, recorder.secrets
+            ),
             "request": _text(body, cap),
         }
     except Exception:
@@ -82,12 +86,16 @@ def _outbound(library: str, method: str, url: str, headers: Any, body: Any) -> I
                 recorder.faults.append("http")
 
 
-def _response(event: dict[str, Any] | None, recorder: Recorder | None, status: int, headers: Any, content: Any) -> None:
+def _response(
+    event: dict[str, Any] | None, recorder: Recorder | None, status: int, headers: Any, content: Any
+) -> None:
     if event is None or recorder is None:
         return
     try:
         event["status"] = int(status)
-        event["response_headers"] = redact_mapping({str(k): str(v) for k, v in dict(headers or {}).items()}, recorder.secrets)
+        event["response_headers"] = redact_mapping(
+            {str(k): str(v) for k, v in dict(headers or {}).items()}, recorder.secrets
+        )
         event["response"] = _text(content, int(recorder.config["MAX_RESPONSE_BYTES"]))
     except Exception:
         logger.exception("kolo_django could not record an outbound response")
@@ -104,7 +112,9 @@ def install_requests() -> None:
 
     @functools.wraps(original)
     def send(self: Any, request: Any, **kwargs: Any) -> Any:
-        with _outbound("requests", request.method, request.url, request.headers, request.body) as event:
+        with _outbound(
+            "requests", request.method, request.url, request.headers, request.body
+        ) as event:
             response = original(self, request, **kwargs)
             if event is not None:
                 content = None if kwargs.get("stream") else response.content
@@ -126,7 +136,9 @@ def install_httpx() -> None:
 
     @functools.wraps(original)
     def send(self: Any, request: Any, **kwargs: Any) -> Any:
-        with _outbound("httpx", request.method, request.url, request.headers, _httpx_body(request)) as event:
+        with _outbound(
+            "httpx", request.method, request.url, request.headers, _httpx_body(request)
+        ) as event:
             response = original(self, request, **kwargs)
             if event is not None:
                 content = None if kwargs.get("stream") else response.read()
@@ -140,7 +152,9 @@ def install_httpx() -> None:
 
     @functools.wraps(original_async)
     async def send_async(self: Any, request: Any, **kwargs: Any) -> Any:
-        with _outbound("httpx", request.method, request.url, request.headers, _httpx_body(request)) as event:
+        with _outbound(
+            "httpx", request.method, request.url, request.headers, _httpx_body(request)
+        ) as event:
             response = await original_async(self, request, **kwargs)
             if event is not None:
                 content = None if kwargs.get("stream") else await response.aread()
@@ -167,13 +181,21 @@ def install_urllib3() -> None:
         return
 
     @functools.wraps(original)
-    def urlopen(self: Any, method: str, url: str, body: Any = None, headers: Any = None, **kwargs: Any) -> Any:
+    def urlopen(
+        self: Any, method: str, url: str, body: Any = None, headers: Any = None, **kwargs: Any
+    ) -> Any:
         full = url if "://" in url else f"{self.scheme}://{self.host}:{self.port}{url}"
         with _outbound("urllib3", method, full, headers, body) as event:
             response = original(self, method, url, body, headers, **kwargs)
             if event is not None:
                 preloaded = kwargs.get("preload_content", True)
-                _response(event, current(), response.status, response.headers, response.data if preloaded else None)
+                _response(
+                    event,
+                    current(),
+                    response.status,
+                    response.headers,
+                    response.data if preloaded else None,
+                )
             return response
 
     urlopen._kolo_django = True
@@ -193,7 +215,11 @@ def install_urllib() -> None:
         if isinstance(fullurl, str):
             method, url, headers = ("POST" if data is not None else "GET"), fullurl, {}
         else:
-            method, url, headers = fullurl.get_method(), fullurl.full_url, dict(fullurl.header_items())
+            method, url, headers = (
+                fullurl.get_method(),
+                fullurl.full_url,
+                dict(fullurl.header_items()),
+            )
             data = data if data is not None else fullurl.data
         with _outbound("urllib", method, url, headers, data) as event:
             response = original(self, fullurl, data, *args, **kwargs)
@@ -202,7 +228,9 @@ def install_urllib() -> None:
             content = response.read()
             _response(event, current(), response.status, response.headers, content)
             # The body was consumed: hand the caller an equivalent response.
-            replay = urllib.response.addinfourl(io.BytesIO(content), response.headers, response.url, response.status)
+            replay = urllib.response.addinfourl(
+                io.BytesIO(content), response.headers, response.url, response.status
+            )
             replay.msg = getattr(response, "msg", "")
             return replay
 

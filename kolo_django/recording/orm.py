@@ -47,7 +47,9 @@ def field_value(field: Any, obj: Any, value: Any) -> Any:
     return encoded
 
 
-def _group(recorder: Recorder, model: type[Model], alias: str, source: str, fields: tuple[str, ...]) -> dict[str, Any] | None:
+def _group(
+    recorder: Recorder, model: type[Model], alias: str, source: str, fields: tuple[str, ...]
+) -> dict[str, Any] | None:
     key = (model, alias, source, fields)
     event = recorder.orm_groups.get(key)
     if event is None:
@@ -78,7 +80,9 @@ def record_instance(recorder: Recorder, obj: Model, alias: str) -> None:
     for field in meta.concrete_fields:
         name = field.attname
         if name in values:
-            row.append("[REDACTED]" if is_secret_key(name) else field_value(field, obj, values[name]))
+            row.append(
+                "[REDACTED]" if is_secret_key(name) else field_value(field, obj, values[name])
+            )
     event["rows"].append(row)
 
 
@@ -119,7 +123,9 @@ def record_query_backing_rows(query: Any, using: str, *, include_base: bool) -> 
     with recorder.in_mode("backing"):
         for table_alias, join in list(query.alias_map.items()):
             is_base = table_alias == query.base_table
-            if (is_base and not include_base) or not (is_base or query.alias_refcount.get(table_alias)):
+            if (is_base and not include_base) or not (
+                is_base or query.alias_refcount.get(table_alias)
+            ):
                 continue
             model = models.get(join.table_name)
             if model is None:
@@ -161,7 +167,9 @@ def _snapshot_table(recorder: Recorder, model: type[Model], using: str, limit: i
         sub = query.clone()
         sub.clear_ordering(force=True)
         sub.clear_select_clause()
-        sub.select = tuple(f.get_col(query.get_initial_alias()) for f in model._meta.concrete_fields)
+        sub.select = tuple(
+            f.get_col(query.get_initial_alias()) for f in model._meta.concrete_fields
+        )
         _record_rows(recorder, model, using, sub)
     except Exception:
         logger.exception("kolo_django could not snapshot %s", model._meta.label)

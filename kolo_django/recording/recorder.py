@@ -41,12 +41,15 @@ class Recorder:
         self.faults: list[str] = []
         self.sql_count = 0
         self.templates: list[str] = []
+        self.template_context_source: Any = None
         self.mail_seen: weakref.WeakSet[Any] = weakref.WeakSet()
         self.http_depth = 0
         self.exception: dict[str, Any] | None = None
         self.calls: Any = None
         level = config["LOG_LEVEL"]
-        self.log_level = level if isinstance(level, int) else logging.getLevelName(str(level).upper())
+        self.log_level = (
+            level if isinstance(level, int) else logging.getLevelName(str(level).upper())
+        )
 
     def elapsed_ms(self) -> float:
         return round((time.perf_counter() - self.started) * 1000, 3)

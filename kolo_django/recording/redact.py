@@ -86,7 +86,9 @@ def _collect(value: Any, secrets: set[str]) -> None:
 def scrub(document: Any, secrets: set[str]) -> Any:
     """Replace every occurrence of a known secret, and every password hash."""
     secret_key = getattr(settings, "SECRET_KEY", "")
-    needles = sorted({s for s in secrets if s} | ({secret_key} if secret_key else set()), key=len, reverse=True)
+    needles = sorted(
+        {s for s in secrets if s} | ({secret_key} if secret_key else set()), key=len, reverse=True
+    )
     pattern = re.compile("|".join(re.escape(n) for n in needles)) if needles else None
     return _scrub(document, pattern)
 

@@ -61,7 +61,11 @@ def _container(value: Any, limit: int, depth: int) -> str:
     for item in items:
         if isinstance(value, dict):
             key, val = item
-            shown = REDACTED if isinstance(key, str) and is_secret_key(key) else _repr(val, limit, depth + 1)
+            shown = (
+                REDACTED
+                if isinstance(key, str) and is_secret_key(key)
+                else _repr(val, limit, depth + 1)
+            )
             text = f"{_repr(key, limit, depth + 1)}: {shown}"
         else:
             text = _repr(item, limit, depth + 1)

@@ -53,7 +53,9 @@ def _auth(request: HttpRequest, secrets: set[str]) -> dict[str, Any] | None:
     info: dict[str, Any] = {"scheme": scheme.lower()}
     if scheme.lower() == "basic":
         try:
-            username, _, password = base64.b64decode(credentials.strip()).decode("utf-8").partition(":")
+            username, _, password = (
+                base64.b64decode(credentials.strip()).decode("utf-8").partition(":")
+            )
         except (binascii.Error, UnicodeDecodeError, ValueError):
             return info
         info["username"] = username
@@ -188,7 +190,9 @@ def _resolver(request: HttpRequest) -> dict[str, Any] | None:
     }
 
 
-def capture_response(response: HttpResponseBase, recorder: Recorder, templates: list[str]) -> dict[str, Any]:
+def capture_response(
+    response: HttpResponseBase, recorder: Recorder, templates: list[str]
+) -> dict[str, Any]:
     config = recorder.config
     secrets = recorder.secrets
     for morsel in response.cookies.values():
@@ -203,6 +207,7 @@ def capture_response(response: HttpResponseBase, recorder: Recorder, templates: 
         "content_type": content_type,
         "cookies": sorted(response.cookies.keys()),
         "templates": templates,
+        "context": _template_context(recorder),
         "redirect": response.get("Location") if 300 <= response.status_code < 400 else None,
         "streaming": bool(getattr(response, "streaming", False)),
     }
@@ -225,3 +230,11 @@ def capture_response(response: HttpResponseBase, recorder: Recorder, templates: 
             else:
                 section["json"] = redact_mapping(data, secrets) if isinstance(data, dict) else data
     return section
+
+
+def _template_context(recorder: Recorder) -> dict[str, Any] | None:
+    if recorder.template_context_source is None:
+        return None
+    from .template_context import summarise
+
+    return summarise(recorder.template_context_source)

@@ -17,7 +17,9 @@ def statement_kind(sql: str) -> str:
     return head[0].upper() if head else ""
 
 
-def execute_wrapper(execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+def execute_wrapper(
+    execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]
+) -> Any:
     recorder = current()
     if recorder is None or recorder.mode is not None:
         return execute(sql, params, many, context)
@@ -96,7 +98,9 @@ def _encode_params(params: Any, many: bool, recorder: Recorder) -> Any:
     if many:
         params = list(params)
         encoded = [_encode_one(p) for p in params[:limit]]
-        return {"batches": encoded, "batches_total": len(params)} if len(params) > limit else encoded
+        return (
+            {"batches": encoded, "batches_total": len(params)} if len(params) > limit else encoded
+        )
     return _encode_one(params)
 
 

@@ -22,12 +22,16 @@ def _walk(token_list: object, found: list[str]) -> None:
     for token in getattr(token_list, "tokens", ()):
         if token.is_whitespace or token.ttype in (sqlparse.tokens.Comment.Single,):
             continue
-        if token.ttype is Keyword and (token.normalized == "FROM" or token.normalized.endswith("JOIN")):
+        if token.ttype is Keyword and (
+            token.normalized == "FROM" or token.normalized.endswith("JOIN")
+        ):
             expect_table = True
             continue
         if token.ttype is DML:
             expect_table = False
-        if isinstance(token, Parenthesis) or (token.is_group and not isinstance(token, (Identifier, IdentifierList))):
+        if isinstance(token, Parenthesis) or (
+            token.is_group and not isinstance(token, (Identifier, IdentifierList))
+        ):
             _walk(token, found)
         if expect_table:
             identifiers = token.get_identifiers() if isinstance(token, IdentifierList) else [token]

@@ -10,8 +10,8 @@ from typing import Any
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from ..trace import encode_value
-from .orm import field_value
 from .hooks import guarded
+from .orm import field_value
 from .recorder import current
 from .redact import REDACTED, is_secret_key
 
@@ -33,12 +33,22 @@ def _values(instance: Any) -> dict[str, Any]:
     for field in instance._meta.concrete_fields:
         if field.attname in instance.__dict__:
             raw = instance.__dict__[field.attname]
-            values[field.attname] = REDACTED if is_secret_key(field.attname) else field_value(field, instance, raw)
+            values[field.attname] = (
+                REDACTED if is_secret_key(field.attname) else field_value(field, instance, raw)
+            )
     return values
 
 
 @_receiver
-def _on_save(sender: Any, instance: Any, created: bool, raw: bool = False, using: str = "default", update_fields: Any = None, **kwargs: Any) -> None:
+def _on_save(
+    sender: Any,
+    instance: Any,
+    created: bool,
+    raw: bool = False,
+    using: str = "default",
+    update_fields: Any = None,
+    **kwargs: Any,
+) -> None:
     recorder = current()
     if recorder is None or recorder.mode is not None:
         return
@@ -72,7 +82,16 @@ def _on_delete(sender: Any, instance: Any, using: str = "default", **kwargs: Any
 
 
 @_receiver
-def _on_m2m(sender: Any, instance: Any, action: str, reverse: bool, model: Any, pk_set: Any, using: str = "default", **kwargs: Any) -> None:
+def _on_m2m(
+    sender: Any,
+    instance: Any,
+    action: str,
+    reverse: bool,
+    model: Any,
+    pk_set: Any,
+    using: str = "default",
+    **kwargs: Any,
+) -> None:
     recorder = current()
     if recorder is None or recorder.mode is not None or not action.startswith("post_"):
         return

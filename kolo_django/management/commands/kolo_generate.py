@@ -24,14 +24,33 @@ class Command(BaseCommand):
     help = "Write a test that replays the given traces and asserts what they did."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("trace_ids", nargs="+", metavar="TRACE_ID", help="trc_… ids; several make one test, in order")
-        parser.add_argument("--style", default="auto", help="unittest, pytest or auto (default: the project's runner)")
-        parser.add_argument("-o", "--output", help="file or directory to write to (default: stdout)")
+        parser.add_argument(
+            "trace_ids",
+            nargs="+",
+            metavar="TRACE_ID",
+            help="trc_… ids; several make one test, in order",
+        )
+        parser.add_argument(
+            "--style",
+            default="auto",
+            help="unittest, pytest or auto (default: the project's runner)",
+        )
+        parser.add_argument(
+            "-o", "--output", help="file or directory to write to (default: stdout)"
+        )
         parser.add_argument("--test-class", help="name of the TestCase class (unittest style)")
         parser.add_argument("--test-name", help="name of the test method or function")
-        parser.add_argument("--template", help="a Jinja2 template to render with instead of the built-in one")
-        parser.add_argument("--verify", action="store_true", help="run the generated test; exit non-zero if it fails")
-        parser.add_argument("--force", action="store_true", help="overwrite an existing output file")
+        parser.add_argument(
+            "--template", help="a Jinja2 template to render with instead of the built-in one"
+        )
+        parser.add_argument(
+            "--verify",
+            action="store_true",
+            help="run the generated test; exit non-zero if it fails",
+        )
+        parser.add_argument(
+            "--force", action="store_true", help="overwrite an existing output file"
+        )
 
     def handle(
         self,
@@ -57,7 +76,11 @@ class Command(BaseCommand):
         documents = [self._load(trace_id) for trace_id in trace_ids]
         try:
             source, context = generate(
-                documents, style=style, template=template, test_class=test_class, test_name=test_name
+                documents,
+                style=style,
+                template=template,
+                test_class=test_class,
+                test_name=test_name,
             )
         except (GenerationError, TemplateProblem) as exc:
             raise CommandError(str(exc)) from None
@@ -93,7 +116,9 @@ class Command(BaseCommand):
         if verbosity >= 2:
             self.stderr.write(result.output)
 
-    def _output_path(self, path: Path, documents: list[dict[str, Any]], style: str, force: bool) -> Path:
+    def _output_path(
+        self, path: Path, documents: list[dict[str, Any]], style: str, force: bool
+    ) -> Path:
         if path.is_dir() or str(path).endswith(os.sep):
             if not path.exists():
                 try:

@@ -494,8 +494,8 @@ def _export_queryset(ids: list[str]) -> Iterator[Trace]:
     queryset = Trace.objects.using(storage.alias())
     if ids:
         by_id = {obj.id: obj for obj in queryset.filter(id__in=ids)}
-        for trace_id in ids:
-            yield by_id[trace_id]
+        # An id deleted since it was checked is left out.
+        yield from (by_id[trace_id] for trace_id in ids if trace_id in by_id)
         return
     yield from queryset.order_by("created_at", "id").iterator(chunk_size=200)
 
@@ -516,6 +516,7 @@ def _line_trace_id(text: str) -> str:
         raise trace.TraceFormatError(f"not JSON ({exc})") from None
     if not isinstance(document, dict):
         raise trace.TraceFormatError("not a trace document (expected a JSON object)")
+    document = trace.upgrade(document)
     trace_id = document.get("id")
     if not isinstance(trace_id, str) or not trace.is_trace_id(trace_id):
         raise trace.TraceFormatError(f"the document has no valid trace id ({trace_id!r})")
