@@ -147,6 +147,11 @@ def ignore_patterns() -> tuple[re.Pattern[str], ...]:
 
 @receiver(setting_changed)
 def _reset_config(*, setting: str, **kwargs: Any) -> None:
-    if setting in (SETTING_NAME, "STATIC_URL", "MEDIA_URL", "DEBUG"):
+    if setting in (SETTING_NAME, "STATIC_URL", "MEDIA_URL", "DEBUG", "BASE_DIR"):
         get_config.cache_clear()
         ignore_patterns.cache_clear()
+        # Caches built from the config: REDACT_KEYS, CALLS_INCLUDE/EXCLUDE, BASE_DIR.
+        from .recording import frames, redact
+
+        redact.reset_cache()
+        frames.reset_caches()

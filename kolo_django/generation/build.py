@@ -26,6 +26,7 @@ from .plan import (
     SeedBulkStep,
     SeedLinksStep,
     SeedRowStep,
+    SeedUpdateStep,
     SetPasswordStep,
 )
 from .rows import NEVER_SEEDED, RowSet, Write, pk_key
@@ -55,6 +56,7 @@ NEVER_HEADERS = {
 SESSION_AUTH_KEYS = {"_auth_user_id", "_auth_user_backend", "_auth_user_hash"}
 MAX_JSON_LITERAL = 4000
 MAX_DELETE_ASSERTS = 10
+USERNAME_KEYS = {"username", "email", "login", "user"}
 MAX_CONTEXT_ASSERTS = 8
 BULK_MIN_ROWS = 4
 
@@ -179,6 +181,15 @@ class PlanBuilder:
             )  # type: ignore[arg-type]
             if seed.is_user and seed.var in self.passwords:
                 self.plan.seeds.append(SetPasswordStep(seed.var, TEST_PASSWORD))
+        for seed in self.seeds.rows:
+            if seed.fixups:
+                pk = literal(seed.row.pk) if seed.explicit_pk else Code(f"{seed.var}.pk")
+                if not seed.explicit_pk:
+                    self.used_vars.add(seed.var)
+                fields = {name: self.use(code) for name, code in seed.fixups.items()}
+                self.plan.seeds.append(
+                    SeedUpdateStep(self.model_name(seed.model), self.use(pk), fields)
+                )  # type: ignore[arg-type]
         for link in self.seeds.links:
             self.used_vars.add(link.owner.var)
             self.plan.seeds.append(
@@ -260,7 +271,7 @@ class PlanBuilder:
             if seed is not None:
                 self.passwords.add(seed.var)
                 self.used_vars.add(seed.var)
-        elif user.get("authenticated"):
+        elif user.get("authenticated") and _logged_in_before(request):
             ref = self.ref_code(user_model, decode_value(user.get("pk")))
             if ref is not None:
                 self.use(ref)
@@ -334,7 +345,7 @@ class PlanBuilder:
         kind = body.get("kind")
         content_type = request.get("content_type") or ""
         if kind == "form":
-            form = self._form(body.get("form") or {})
+            form = self._form(body.get("form") or {}, index)
             self.plan.imports.add("from urllib.parse import urlencode")
             kwargs["data"] = Code(
                 f"urlencode({literal(form).text}, doseq=True)", literal(form).imports
@@ -343,7 +354,7 @@ class PlanBuilder:
         elif kind == "multipart":
             data: dict[str, Any] = {
                 k: (v[0] if len(v) == 1 else v)
-                for k, v in self._form(body.get("form") or {}).items()
+                for k, v in self._form(body.get("form") or {}, index).items()
             }
             parts = [f"{literal(k).text}: {literal(v).text}" for k, v in data.items()]
             for upload in body.get("files") or ():
@@ -403,7 +414,7 @@ class PlanBuilder:
             )
         return PlannedRequest(method, path, kwargs)
 
-    def _form(self, form: dict[str, list[str]]) -> dict[str, list[str]]:
+    def _form(self, form: dict[str, list[str]], index: int) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         username = None
         for key, values in form.items():
@@ -412,9 +423,13 @@ class PlanBuilder:
             if any(v == REDACTED for v in values):
                 if "pass" in key.lower():
                     out[key] = [TEST_PASSWORD for _ in values]
+                elif key.lower() in USERNAME_KEYS and (known := self._username_read(index)):
+                    # A login form marked sensitive: the user the view loaded.
+                    out[key] = [known]
+                    username = known
                 continue
             out[key] = list(values)
-            if key.lower() in ("username", "email", "login"):
+            if key.lower() in USERNAME_KEYS:
                 username = values[0] if values else None
         if username and any("pass" in k.lower() for k in out):
             seed = self._user_seed(username)
@@ -422,6 +437,17 @@ class PlanBuilder:
                 self.passwords.add(seed.var)
                 self.used_vars.add(seed.var)
         return out
+
+    def _username_read(self, index: int) -> str | None:
+        user_model = get_user_model()
+        names = {
+            row.values.get(user_model.USERNAME_FIELD)
+            for row in self.rowset.rows.values()
+            if row.model is user_model and row.trace_index == index
+        }
+        names.discard(None)
+        names.discard(REDACTED)
+        return names.pop() if len(names) == 1 else None
 
     def _json_body(self, data: Any) -> Any:
         if isinstance(data, dict):
@@ -794,6 +820,13 @@ class PlanBuilder:
                     return Code("f" + repr(pattern.sub("{" + var + ".pk}", escaped)))
             return literal(text)
         return literal(value)
+
+
+def _logged_in_before(request: dict[str, Any]) -> bool:
+    """The user came with the request (a session login), not from a login
+    view that ran during it."""
+    session = request.get("session")
+    return session is None or "_auth_user_id" in session
 
 
 def _bulk(steps: list[Any]) -> list[Any]:

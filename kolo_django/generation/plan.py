@@ -32,6 +32,16 @@ class SeedBulkStep:
 
 
 @dataclass
+class SeedUpdateStep:
+    """``Model.objects.filter(pk=...).update(...)`` for values create() cannot set."""
+
+    model: str
+    pk: Code
+    fields: dict[str, Code]
+    kind: str = "seed_update"
+
+
+@dataclass
 class SeedLinksStep:
     owner: str
     field: str

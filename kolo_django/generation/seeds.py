@@ -35,6 +35,9 @@ class SeedRow:
     minimal: bool = False
     fields: dict[str, Code] = field(default_factory=dict)
     is_user: bool = False
+    # auto_now / auto_now_add values the response shows: set after creation,
+    # since create() overwrites them.
+    fixups: dict[str, Code] = field(default_factory=dict)
 
     @property
     def model(self) -> type[models.Model]:
@@ -98,8 +101,10 @@ def build_seeds(documents: list[dict[str, Any]], rowset: RowSet) -> Seeds:
             minimal="minimal" in row.sources,
             is_user=row.model is user_model,
         )
+    shown = _response_text(documents)
     for seed in seeds.values():
         seed.fields = _field_codes(seed, seeds, rowset)
+        seed.fixups = _fixups(seed, shown)
     links = _links(through_rows, seeds, rowset)
     sequence_models = sorted(
         {s.model for s in seeds.values() if s.explicit_pk and _integer_pk(s.model)},
@@ -273,6 +278,23 @@ def _field_codes(
             continue
         codes[f.name] = from_trace(value, f)
     return codes
+
+
+def _response_text(documents: list[dict[str, Any]]) -> str:
+    return "\n".join(str((d.get("response") or {}).get("content") or "") for d in documents)
+
+
+def _fixups(seed: SeedRow, shown: str) -> dict[str, Code]:
+    fixups: dict[str, Code] = {}
+    for f in seed.model._meta.concrete_fields:
+        if not (getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)):
+            continue
+        value = decode_value(seed.row.values.get(f.attname))
+        if isinstance(value, (dt.datetime, dt.date)):
+            text = value.isoformat()
+            if text in shown or text.replace("+00:00", "Z") in shown:
+                fixups[f.name] = literal(value)
+    return fixups
 
 
 def _required(f: Any) -> bool:

@@ -48,6 +48,9 @@ def _roots() -> tuple[tuple[str, ...], tuple[str, ...]]:
 def reset_caches() -> None:
     _project_code.clear()
     _roots.cache_clear()
+    if MONITORING and _tool_id is not None:
+        # Code objects disabled under the old decisions get their events back.
+        sys.monitoring.restart_events()
 
 
 def is_project_code(code: CodeType, module: str, config: dict[str, Any]) -> bool:

@@ -93,6 +93,7 @@ def install_session() -> None:
     from django.contrib.sessions.backends.base import SessionBase
 
     from ..trace import encode_value
+    from .redact import redact_mapping
 
     original = SessionBase.__dict__["_session"].fget
     if getattr(original, "_kolo_django", False):
@@ -105,9 +106,12 @@ def install_session() -> None:
             recorder = current()
             if recorder is not None and recorder.session_before is None:
                 try:
-                    recorder.session_before = {str(k): encode_value(v) for k, v in result.items()}
                     if self.session_key:
                         recorder.secrets.add(self.session_key)
+                    # _auth_user_hash and the like: hidden, and scrubbed wherever else they appear.
+                    recorder.session_before = redact_mapping(
+                        {str(k): encode_value(v) for k, v in result.items()}, recorder.secrets
+                    )
                 except Exception:
                     logger.exception("kolo_django could not record the session")
         return result

@@ -73,10 +73,15 @@ def _form(query_dict: Any, request: HttpRequest, secrets: set[str]) -> dict[str,
     form: dict[str, list[str]] = {}
     for key in query_dict:
         values = query_dict.getlist(key)
-        if sensitive == "__ALL__" or (sensitive and key in sensitive) or is_secret_key(key):
+        named = bool(sensitive) and sensitive != "__ALL__" and key in sensitive
+        if named or is_secret_key(key):
             for value in values:
                 if isinstance(value, str) and len(value) >= 4:
                     secrets.add(value)
+            form[key] = [REDACTED] * len(values)
+        elif sensitive == "__ALL__":
+            # Like Django's error reports: hidden in the request body, but a
+            # username is not scrubbed from every row it appears in.
             form[key] = [REDACTED] * len(values)
         else:
             form[key] = values
