@@ -6,6 +6,7 @@ Read it through :func:`get_config`; the cache is reset on ``setting_changed`` so
 
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 from typing import Any
@@ -103,6 +104,9 @@ def config_errors(key: str, value: Any) -> list[str]:
                     re.compile(item)
                 except re.error as exc:
                     errors.append(f"{key} has an invalid regular expression {item!r}: {exc}.")
+    if key == "RETENTION_MAX_AGE_DAYS" and isinstance(value, (int, float)):
+        if not math.isfinite(value) or value <= 0:
+            errors.append(f"{key} must be a positive number of days (or None), not {value!r}.")
     if key == "LOG_LEVEL" and isinstance(value, str):
         import logging
 

@@ -137,8 +137,8 @@ def record_query_backing_rows(query: Any, using: str, *, include_base: bool) -> 
                 sub.group_by = None
                 sub.distinct = False
                 sub.select = tuple(f.get_col(table_alias) for f in model._meta.concrete_fields)
-                if not sub.is_sliced:
-                    sub.set_limits(high=limit)
+                # Relative to any slice the query has, and clamped to it.
+                sub.set_limits(high=limit)
                 _record_rows(recorder, model, using, sub)
             except Exception as exc:
                 logger.debug("kolo_django: no backing rows for %s (%s)", model, exc)

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..trace import encode_value
 from .recorder import Recorder, current
+from .redact import REDACTED, is_secret_key
 
 logger = logging.getLogger("kolo_django")
 
@@ -75,6 +76,7 @@ def _record(
         description = getattr(real_cursor, "description", None)
         if description:
             event["columns"] = [col[0] for col in description]
+            event["secret_columns"] = [i for i, name in enumerate(event["columns"]) if is_secret_key(str(name))]
             event["rows"] = []
             event["rows_read"] = 0
             cursor.cursor = RowRecordingCursor(real_cursor, event, recorder)
@@ -135,8 +137,14 @@ class RowRecordingCursor:
         kept = event["rows"]
         room = self.limit - len(kept)
         if room > 0:
+            secret = event.get("secret_columns") or ()
             try:
-                kept.extend([encode_value(value) for value in row] for row in rows[:room])
+                for row in rows[:room]:
+                    encoded = [encode_value(value) for value in row]
+                    for i in secret:
+                        if i < len(encoded) and encoded[i] is not None:
+                            encoded[i] = REDACTED
+                    kept.append(encoded)
             except Exception:
                 logger.exception("kolo_django could not encode a row")
         event["rows_read"] += len(rows)

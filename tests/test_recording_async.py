@@ -1,0 +1,106 @@
+"""Async views under the ASGI handler, alone and concurrently."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.http import HttpRequest, JsonResponse
+from django.test import AsyncClient
+from django.urls import include, path
+
+from tests.helpers_recording import documents, events
+
+
+async def _async_todos(request: HttpRequest) -> JsonResponse:
+    from todos.models import Todo
+
+    marker = request.GET["marker"]
+    first_pk = int(request.GET["from"])
+    matching = await Todo.objects.filter(title__contains=marker).acount()
+    # Let the other requests run between this request's queries.
+    await asyncio.sleep(0.01)
+    pks = [todo.pk async for todo in Todo.objects.filter(pk__gte=first_pk).order_by("pk")[:3]]
+    return JsonResponse({"marker": marker, "matching": matching, "pks": pks})
+
+
+urlpatterns = [
+    path("async/", _async_todos),
+    path("", include("example.urls")),
+]
+
+pytestmark = pytest.mark.urls(__name__)
+
+
+def _gather(paths: list[str]) -> list[Any]:
+    async def run() -> list[Any]:
+        client = AsyncClient()
+        return await asyncio.gather(*(client.get(p) for p in paths))
+
+    return async_to_sync(run)()
+
+
+def _sql_params(document: dict[str, Any]) -> list[Any]:
+    return [e["params"] for e in events(document, "sql")]
+
+
+def test_async_view_is_recorded(traces: Any, seeded: None) -> None:
+    from todos.models import Todo
+
+    first = Todo.objects.order_by("pk").first().pk
+    (response,) = _gather([f"/async/?marker=%231&from={first}"])
+    assert response.status_code == 200
+    (document,) = documents(traces)
+    assert document["request"]["path"] == "/async/"
+    assert document["request"]["query"] == {"marker": ["#1"], "from": [str(first)]}
+    assert document["response"]["json"] == response.json()
+    count, select = events(document, "sql")
+    assert "COUNT" in count["sql"].upper() and count["params"] == ["%#1%"]
+    assert select["params"][0] == first
+    assert [row[0] for row in select["rows"]] == response.json()["pks"]
+    assert events(document, "orm", model="todos.todo", source="query")
+    assert events(document, "orm", model="todos.todo", source="backing")
+    (obj,) = traces.all()
+    assert (obj.method, obj.status_code, obj.query_count) == ("GET", 200, 2)
+
+
+def test_concurrent_requests_keep_their_own_events(traces: Any, seeded: None) -> None:
+    from todos.models import Todo
+
+    pks = list(Todo.objects.order_by("pk").values_list("pk", flat=True))
+    paths = [f"/async/?marker=req{i}x&from={pks[i * 3]}" for i in range(10)]
+    responses = _gather(paths)
+    assert [r.status_code for r in responses] == [200] * 10
+    docs = documents(traces)
+    assert len(docs) == 10
+    by_marker = {d["request"]["query"]["marker"][0]: d for d in docs}
+    assert sorted(by_marker) == sorted(f"req{i}x" for i in range(10))
+    for i in range(10):
+        document = by_marker[f"req{i}x"]
+        assert document["request"]["path"] == "/async/"
+        assert document["response"]["json"]["marker"] == f"req{i}x"
+        # Exactly this request's two queries, with this request's parameters.
+        count, select = events(document, "sql")
+        assert count["params"] == [f"%req{i}x%"]
+        assert select["params"][0] == pks[i * 3]
+        (rows,) = events(document, "orm", model="todos.todo", source="query")
+        assert [row[0] for row in rows["rows"]] == pks[i * 3 : i * 3 + 3]
+
+
+def test_sync_views_under_asgi(traces: Any, seeded: None) -> None:
+    from todos.models import Todo
+
+    pk = Todo.objects.order_by("pk").first().pk
+    paths = ["/stats/", "/report/", f"/api/todos/{pk}/", "/todos/999999/", "/api/todos/?done=true"]
+    responses = _gather(paths)
+    assert [r.status_code for r in responses] == [200, 200, 200, 404, 200]
+    docs = {d["request"]["path"]: d for d in documents(traces)}
+    assert len(docs) == 4 and "/api/todos/" in docs
+    assert docs[f"/api/todos/{pk}/"]["response"]["json"]["id"] == pk
+    assert docs["/api/todos/"]["request"]["query"] == {"done": ["true"]}
+    assert docs["/todos/999999/"]["response"]["status_code"] == 404
+    assert events(docs["/stats/"], "orm", source="backing")
+    assert events(docs["/report/"], "sql", origin="raw")
+    assert traces.count() == 5
