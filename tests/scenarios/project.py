@@ -154,7 +154,9 @@ def replace_in_function(source: str, function: str, old: str, new: str) -> str:
 def mutate(root: Path, edits: list[tuple[str, str, str, str]]) -> None:
     for filename, function, old, new in edits:
         path = root / "todos" / filename
-        path.write_text(replace_in_function(path.read_text(), function, old, new))
+        text = replace_in_function(path.read_text(), function, old, new)
+        compile(text, str(path), "exec")
+        path.write_text(text)
 
 
 # --- runners ------------------------------------------------------------------------------
