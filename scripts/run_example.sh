@@ -24,3 +24,13 @@ done
 "$python_bin" drive.py "http://127.0.0.1:${port}"
 echo
 "$python_bin" manage.py kolo_traces --count 15
+
+# Invert the newest form POST (the create) into a test, and run it.
+trace_id=$("$python_bin" manage.py kolo_traces --json --count 50 | "$python_bin" -c '
+import json, sys
+traces = json.load(sys.stdin)
+print(next(t["id"] for t in traces if t["method"] == "POST" and t["path"] == "/todos/new/"))')
+echo
+echo "python manage.py kolo_generate $trace_id --verify"
+"$python_bin" manage.py kolo_generate "$trace_id" --style unittest --verify -o "${TMPDIR:-/tmp}/test_example_generated.py" --force
+cat "${TMPDIR:-/tmp}/test_example_generated.py"

@@ -56,7 +56,17 @@ MUTATIONS: dict[str, Mutation] = {
             ("api.py", "todo_collection", "status=201", "status=200"),
             ("api.py", "todo_item", "HttpResponse(status=204)", "HttpResponse(status=200)"),
         ],
-        ["create", "update", "delete", "complete", "m2m_add", "mail", "api_create", "api_delete", "flow"],
+        [
+            "create",
+            "update",
+            "delete",
+            "complete",
+            "m2m_add",
+            "mail",
+            "api_create",
+            "api_delete",
+            "flow",
+        ],
     ),
     "value": Mutation(
         "write a different value (done, owner, priority, tags, mail recipient)",
@@ -81,9 +91,24 @@ MUTATIONS: dict[str, Mutation] = {
                 "send_mail(subject, body, None, [email])",
                 'send_mail(subject, body, None, ["someone-else@example.com"])',
             ),
-            ("api.py", "save_from_payload", "data.update(payload)", 'data.update(payload)\n    data["priority"] = 1'),
+            (
+                "api.py",
+                "save_from_payload",
+                "data.update(payload)",
+                'data.update(payload)\n    data["priority"] = 1',
+            ),
         ],
-        ["complete", "create", "update", "m2m_add", "mail", "api_create", "api_put", "api_patch", "flow"],
+        [
+            "complete",
+            "create",
+            "update",
+            "m2m_add",
+            "mail",
+            "api_create",
+            "api_put",
+            "api_patch",
+            "flow",
+        ],
     ),
 }
 
@@ -91,4 +116,6 @@ CONTROLS = ["list", "detail", "project"]
 
 
 def cases() -> list[tuple[str, str]]:
-    return [(kind, scenario) for kind, mutation in MUTATIONS.items() for scenario in mutation.targets]
+    return [
+        (kind, scenario) for kind, mutation in MUTATIONS.items() for scenario in mutation.targets
+    ]

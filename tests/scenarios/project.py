@@ -112,7 +112,9 @@ def build_project(root: Path, api_url: str) -> Path:
     shutil.copytree(
         EXAMPLE,
         root,
-        ignore=shutil.ignore_patterns("db.sqlite3", "media", "__pycache__", "*.pyc", "test.sqlite3"),
+        ignore=shutil.ignore_patterns(
+            "db.sqlite3", "media", "__pycache__", "*.pyc", "test.sqlite3"
+        ),
     )
     (root / "scenario_settings.py").write_text(SETTINGS.format(api_url=api_url))
     (root / "pytest.ini").write_text(PYTEST_INI)

@@ -1,0 +1,176 @@
+"""The work behind the scenario suite's session fixture.
+
+Once per session (in the one xdist worker that runs the ``scenarios`` group) it records
+every scenario on freshly seeded data, generates a test from each in both styles, writes
+them into throwaway copies of the example project (one clean, one per mutation kind),
+and runs every project's runners once, in parallel. The tests then only read results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import traceback
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+from . import project as proj
+from .mutations import CONTROLS, MUTATIONS
+from .scenarios import FIXED_SECRETS, SCENARIOS, Session
+
+STYLES = ("unittest", "pytest")
+
+
+@dataclass
+class Generated:
+    scenario: str
+    trace_ids: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+    problem: str = ""
+
+
+@dataclass
+class ScenarioRun:
+    base: Path
+    project: Path
+    generated: dict[str, Generated]
+    secrets: set[str]
+    results: dict[str, proj.RunResult]
+    mutant_results: dict[tuple[str, str], proj.RunResult]
+    mutant_problems: dict[str, str]
+
+    def outcome(self, style: str, scenario: str) -> proj.Outcome:
+        return self._outcome(self.results[style], style, scenario)
+
+    def mutant_outcome(self, kind: str, style: str, scenario: str) -> proj.Outcome:
+        return self._outcome(self.mutant_results[(kind, style)], style, scenario)
+
+    @staticmethod
+    def _outcome(result: proj.RunResult, style: str, scenario: str) -> proj.Outcome:
+        module = (
+            proj.unittest_module(scenario) if style == "unittest" else proj.pytest_module(scenario)
+        )
+        return result.outcome(module)
+
+
+class _Rollback(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def stub_api() -> Iterator[str]:
+    """The example project's stub API on a free local port; yields its base URL."""
+    from stub_api import StubHandler  # example_project/ is on sys.path (tests/settings.py)
+
+    class QuietHandler(StubHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), QuietHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def record_and_generate(api_url: str, media_root: Path) -> tuple[dict[str, Generated], set[str]]:
+    """Record every scenario on seeded data and generate its tests; the database is
+    left as it was (everything happens in a transaction that is rolled back)."""
+    from django.contrib.auth import get_user_model
+    from django.core import mail
+    from django.core.management import call_command
+    from django.db import transaction
+    from django.test import override_settings
+
+    from kolo_django import storage
+    from kolo_django.generation.api import generate
+
+    if not hasattr(mail, "outbox"):
+        mail.outbox = []
+    generated = {name: Generated(name) for name in SCENARIOS}
+    secrets = set(FIXED_SECRETS)
+    with contextlib.suppress(_Rollback), transaction.atomic():
+        with override_settings(EXAMPLE_API_URL=api_url, MEDIA_ROOT=str(media_root)):
+            call_command("seed_example", todos=60, stdout=StringIO())
+            secrets.update(get_user_model().objects.values_list("password", flat=True))
+            documents: dict[str, list[dict[str, Any]]] = {}
+            for name, scenario in SCENARIOS.items():
+                session = Session()
+                try:
+                    with contextlib.suppress(_Rollback), transaction.atomic():
+                        scenario(session)
+                        generated[name].trace_ids = list(session.trace_ids)
+                        documents[name] = [storage.load(i) for i in session.trace_ids]
+                        raise _Rollback
+                except Exception:
+                    generated[name].problem = "recording failed:\n" + traceback.format_exc()
+                secrets.update(session.secrets)
+        for name, docs in documents.items():
+            for style in STYLES:
+                try:
+                    generated[name].sources[style] = generate(docs, style=style)[0]
+                except Exception:
+                    generated[name].problem += (
+                        f"generation ({style}) failed:\n" + traceback.format_exc()
+                    )
+        raise _Rollback
+    return generated, {s for s in secrets if s}
+
+
+def _write(root: Path, generated: dict[str, Generated], names: list[str]) -> None:
+    for name in names:
+        sources = generated[name].sources
+        if len(sources) == len(STYLES):
+            proj.write_tests(root, name, sources["unittest"], sources["pytest"])
+
+
+def run_all(base: Path, django_db_blocker: Any) -> ScenarioRun:
+    """Record, generate, build the projects and run every runner once."""
+    with django_db_blocker.unblock():
+        with stub_api() as api_url:
+            generated, secrets = record_and_generate(api_url, base / "recording-media")
+
+    baseline = proj.build_project(base / "baseline", api_url)
+    _write(baseline, generated, list(SCENARIOS))
+
+    jobs: dict[Any, Any] = {
+        "unittest": lambda: proj.run_unittest(baseline, "base_u"),
+        "pytest": lambda: proj.run_pytest(baseline, "base_p"),
+    }
+    mutant_problems: dict[str, str] = {}
+    for kind, mutation in MUTATIONS.items():
+        root = proj.build_project(base / f"mutant_{kind}", api_url)
+        try:
+            proj.mutate(root, mutation.edits)
+        except (LookupError, SyntaxError) as exc:
+            mutant_problems[kind] = f"mutation {kind} could not be applied: {exc}"
+            continue
+        _write(root, generated, [*mutation.targets, *CONTROLS])
+        jobs[(kind, "unittest")] = lambda root=root, kind=kind: proj.run_unittest(root, f"{kind}_u")
+        jobs[(kind, "pytest")] = lambda root=root, kind=kind: proj.run_pytest(root, f"{kind}_p")
+
+    workers = max(2, min(4, (os.cpu_count() or 2) + 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {key: pool.submit(job) for key, job in jobs.items()}
+        done = {key: future.result() for key, future in futures.items()}
+
+    return ScenarioRun(
+        base=base,
+        project=baseline,
+        generated=generated,
+        secrets=secrets,
+        results={style: done[style] for style in STYLES},
+        mutant_results={key: value for key, value in done.items() if isinstance(key, tuple)},
+        mutant_problems=mutant_problems,
+    )
