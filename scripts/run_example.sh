@@ -2,7 +2,7 @@
 # Serves the example project with runserver, drives a few requests through it,
 # then lists the recorded traces. Called by `make example`.
 set -euo pipefail
-python_bin=$(realpath "$1")
+python_bin="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 port=${2:-8000}
 api_port=${3:-8765}
 cd "$(dirname "$0")/../example_project"

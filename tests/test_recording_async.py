@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from django.http import HttpRequest, JsonResponse
-from django.test import AsyncClient
+from django.test import AsyncClient, override_settings
 from django.urls import include, path
 
 from kolo_django.trace import decode_value
@@ -27,8 +27,20 @@ async def _async_todos(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"marker": marker, "matching": matching, "pks": pks})
 
 
+def _summarise(pks: list[int]) -> int:
+    return len(pks)
+
+
+async def _staggered(request: HttpRequest) -> JsonResponse:
+    index = int(request.GET["i"])
+    # The first request to start is the first to finish.
+    await asyncio.sleep(0.003 * index)
+    return JsonResponse({"i": index, "n": _summarise([index])})
+
+
 urlpatterns = [
     path("async/", _async_todos),
+    path("staggered/", _staggered),
     path("", include("example.urls")),
 ]
 
@@ -109,3 +121,22 @@ def test_sync_views_under_asgi(traces: Any, seeded: None) -> None:
     assert docs["/todos/999999/"]["response"]["status_code"] == 404
     assert events(docs["/stats/"], "orm", source="backing")
     assert events(docs["/report/"], "sql", origin="raw")
+
+
+@override_settings(
+    KOLO_DJANGO={"ENABLED": True, "RECORD_DURING_TESTS": True, "CALLS_INCLUDE": [__name__]}
+)
+def test_concurrent_call_capture(traces: Any, db: None) -> None:
+    _gather([f"/staggered/?i={i}" for i in range(6)])
+    docs = documents(traces)
+    assert len(docs) == 6
+    for document in docs:
+        calls = [e for e in document["events"] if e["type"] == "call"]
+        returns = {e["id"]: e for e in document["events"] if e["type"] == "return"}
+        # One call per coroutine, however often it was suspended and resumed,
+        # and the calls after the first request finished are still there.
+        assert [c["function"] for c in calls] == ["_staggered", "_summarise"]
+        view, helper = calls
+        assert helper["parent"] == view["id"]
+        assert returns[helper["id"]]["value"] == "1"
+        assert returns[view["id"]]["value"] == "<JsonResponse status_code=200>"

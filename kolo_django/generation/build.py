@@ -513,6 +513,9 @@ class PlanBuilder:
                     if ref is not None:
                         filters[f.name] = ref
                     continue
+                decoded = decode_value(value)
+                if (decoded is None and f.null) or (decoded == "" and f.blank):
+                    continue
                 filters[f.name] = from_trace(value, f)
             var = self.new_var(snake(write.model.__name__))
             for code in filters.values():

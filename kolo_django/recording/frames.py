@@ -8,6 +8,8 @@ per-code-object cache.
 
 from __future__ import annotations
 
+import dis
+import inspect
 import logging
 import os
 import sys
@@ -94,6 +96,10 @@ class CallTracker:
         self.next_id = 0
         # Set on our first fault: call capture stops for the rest of the request.
         self.failed = False
+        # sys.setprofile only: suspended generator/coroutine frames and their
+        # call ids, and the offset a resumed one was resumed at.
+        self.suspended: dict[FrameType, int] = {}
+        self.resumed_at: dict[FrameType, int] = {}
 
     def fail(self) -> None:
         if not self.failed:
@@ -227,7 +233,43 @@ def _monitoring_stop() -> None:
         sys.monitoring.set_events(_tool_id, 0)
 
 
-# --- Python 3.11: sys.setprofile --------------------------------------------------------
+# --- Python < 3.12: sys.setprofile ------------------------------------------------------
+
+# setprofile reports each resumption of a generator or coroutine as a "call"
+# and each suspension as a "return"; only the first and the last are kept.
+_RESUMABLE = (
+    inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
+)
+_YIELD_OPS = frozenset(dis.opmap[name] for name in ("YIELD_VALUE", "YIELD_FROM") if name in dis.opmap)
+
+
+def _at_yield(frame: FrameType) -> bool:
+    try:
+        return frame.f_code.co_code[frame.f_lasti] in _YIELD_OPS
+    except (IndexError, TypeError):
+        return False
+
+
+def _profile_call(tracker: CallTracker, frame: FrameType) -> None:
+    if frame.f_code.co_flags & _RESUMABLE:
+        call_id = tracker.suspended.pop(frame, None)
+        if call_id is not None:
+            tracker.stacks.setdefault(threading.get_ident(), []).append(call_id)
+            tracker.resumed_at[frame] = frame.f_lasti
+            return
+    tracker.on_call(frame)
+
+
+def _profile_return(tracker: CallTracker, frame: FrameType, value: Any) -> None:
+    if frame.f_code.co_flags & _RESUMABLE:
+        resumed_at = tracker.resumed_at.pop(frame, None)
+        # Leaving at the yield it was resumed at means throw()/close() ended it.
+        if _at_yield(frame) and resumed_at != frame.f_lasti:
+            stack = tracker.stacks.get(threading.get_ident())
+            if stack:
+                tracker.suspended[frame] = stack.pop()
+            return
+    tracker.on_return(frame, value)
 
 
 def _profile(frame: FrameType, event: str, arg: Any) -> None:
@@ -237,24 +279,29 @@ def _profile(frame: FrameType, event: str, arg: Any) -> None:
         if decision is False:
             return
         tracker = _tracker()
-        if tracker is None:
+        if tracker is None or tracker.recorder.mode is not None:
             return
         try:
             if decision is None and not is_project_code(
                 code, frame.f_globals.get("__name__", ""), tracker.config
             ):
                 return
-            tracker.on_call(frame)
+            _profile_call(tracker, frame)
         except Exception:
             tracker.fail()
     elif event == "return":
         if _project_code.get(frame.f_code):
             tracker = _tracker()
-            if tracker is not None:
+            if tracker is not None and tracker.recorder.mode is None:
                 try:
-                    tracker.on_return(frame, arg)
+                    _profile_return(tracker, frame, arg)
                 except Exception:
                     tracker.fail()
+
+
+# Recorders using the profiler, per thread: concurrent async requests share the
+# event loop's thread, and the first to finish must not switch it off for the rest.
+_profile_users: dict[int, int] = {}
 
 
 def start(recorder: Recorder) -> Any:
@@ -267,10 +314,15 @@ def start(recorder: Recorder) -> Any:
             if _active_recorders == 1:
                 _monitoring_start()
         return None
-    previous = sys.getprofile()
-    if previous is None:
-        sys.setprofile(_profile)
-    return previous
+    thread = threading.get_ident()
+    with _lock:
+        current_profile = sys.getprofile()
+        if current_profile is not _profile:
+            if current_profile is not None:
+                return False  # someone else's profiler (a debugger): leave it be
+            sys.setprofile(_profile)
+        _profile_users[thread] = _profile_users.get(thread, 0) + 1
+    return True
 
 
 def stop(recorder: Recorder, token: Any) -> None:
@@ -281,5 +333,14 @@ def stop(recorder: Recorder, token: Any) -> None:
             if _active_recorders == 0:
                 _monitoring_stop()
         return
-    if token is None and sys.getprofile() is _profile:
-        sys.setprofile(None)
+    if not token:
+        return
+    thread = threading.get_ident()
+    with _lock:
+        users = _profile_users.get(thread, 0) - 1
+        if users > 0:
+            _profile_users[thread] = users
+            return
+        _profile_users.pop(thread, None)
+        if sys.getprofile() is _profile:
+            sys.setprofile(None)

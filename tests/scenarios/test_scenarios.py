@@ -19,7 +19,9 @@ from .harness import STYLES, ScenarioRun
 from .mutations import CONTROLS, MUTATIONS, cases
 from .scenarios import SCENARIOS
 
-pytestmark = pytest.mark.xdist_group("scenarios")
+# django_db: pytest-django only sets up the test databases that marked tests need, and
+# the session fixture records into the default one.
+pytestmark = [pytest.mark.xdist_group("scenarios"), pytest.mark.django_db]
 
 
 def _generated(run: ScenarioRun, scenario: str) -> dict[str, str]:
