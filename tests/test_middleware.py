@@ -27,7 +27,9 @@ def test_declares_both_modes() -> None:
         (True, {"ENABLED": True}, False),
     ],
 )
-def test_switches(client: Client, traces: Any, debug: bool, kolo: dict[str, Any], recorded: bool) -> None:
+def test_switches(
+    client: Client, traces: Any, debug: bool, kolo: dict[str, Any], recorded: bool
+) -> None:
     with override_settings(DEBUG=debug, KOLO_DJANGO=kolo):
         assert client.get("/stats/").status_code == 200
     assert traces.count() == int(recorded)
@@ -43,7 +45,8 @@ def test_records_outside_a_test_run_by_default(
 
 
 @pytest.mark.parametrize(
-    "path", ["/static/app.css", "/media/attachments/a.txt", "/admin/kolo_django/trace/", "/favicon.ico"]
+    "path",
+    ["/static/app.css", "/media/attachments/a.txt", "/admin/kolo_django/trace/", "/favicon.ico"],
 )
 def test_ignored_paths(client: Client, traces: Any, path: str) -> None:
     client.get(path)
@@ -77,7 +80,9 @@ def test_max_events_bounds_the_document(client: Client, traces: Any, seeded: Non
     assert obj.event_count == 10
 
 
-@override_settings(KOLO_DJANGO={"ENABLED": True, "RECORD_DURING_TESTS": True, "CAPTURE_CALLS": False})
+@override_settings(
+    KOLO_DJANGO={"ENABLED": True, "RECORD_DURING_TESTS": True, "CAPTURE_CALLS": False}
+)
 def test_capture_calls_off(client: Client, traces: Any, seeded: None) -> None:
     client.get("/stats/")
     (obj,) = traces.all()

@@ -171,7 +171,10 @@ def test_share_with_mail_fault(traces: Any, todo_pk: int, monkeypatch: pytest.Mo
     response = Client().post(f"/todos/{todo_pk}/share/", {"email": "x@example.com"})
     assert response.status_code == 302
     assert response["Location"] == f"/todos/{todo_pk}/"
-    assert [m.attachments[0][0] if m.attachments else None for m in mail.outbox] == [None, "todo.txt"]
+    assert [m.attachments[0][0] if m.attachments else None for m in mail.outbox] == [
+        None,
+        "todo.txt",
+    ]
     (obj,) = traces.all()
     assert obj.load_document()["faults"] == ["mail"]
 

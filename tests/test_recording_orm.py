@@ -74,7 +74,9 @@ def rows_of(event: dict[str, Any], field: str) -> list[Any]:
     return [row[index] for row in event["rows"]]
 
 
-def test_select_related_keeps_rows_of_both_models(client: Client, traces: Any, seeded: None) -> None:
+def test_select_related_keeps_rows_of_both_models(
+    client: Client, traces: Any, seeded: None
+) -> None:
     from todos.models import Todo
 
     client.get("/select-related/")
@@ -102,16 +104,21 @@ def test_prefetch_keeps_tags_and_through_rows(client: Client, traces: Any, seede
     (tags,) = events(document, "orm", model="todos.tag", source="query")
     assert set(rows_of(tags, "id")) == set(links.values_list("tag_id", flat=True))
     (through,) = events(document, "orm", model="todos.todo_tags", source="backing")
-    assert sorted(zip(rows_of(through, "todo_id"), rows_of(through, "tag_id"), strict=True)) == sorted(
-        links.values_list("todo_id", "tag_id")
-    )
+    assert sorted(
+        zip(rows_of(through, "todo_id"), rows_of(through, "tag_id"), strict=True)
+    ) == sorted(links.values_list("todo_id", "tag_id"))
     # The backing read is the recorder's: it is not an SQL event.
     assert len(events(document, "sql")) == 2
 
 
 @pytest.mark.parametrize(
     ("kind", "model", "expected_rows"),
-    [("count", "todos.todo", 60), ("exists", "todos.todolist", 3), ("aggregate", "todos.todo", 60), ("values", "todos.todolist", 3)],
+    [
+        ("count", "todos.todo", 60),
+        ("exists", "todos.todolist", 3),
+        ("aggregate", "todos.todo", 60),
+        ("values", "todos.todolist", 3),
+    ],
 )
 def test_unfiltered_aggregates_have_backing_rows(
     client: Client, traces: Any, seeded: None, kind: str, model: str, expected_rows: int

@@ -48,7 +48,9 @@ def test_failed_atomic_request_keeps_its_trace(traces: Any, atomic_requests: Non
     obj, document = only_trace(traces)
     assert (obj.path, obj.status_code) == ("/create/", 500)
     assert document["exception"]["message"] == "after the write"
-    (insert,) = [e for e in events(document, "sql", statement="INSERT") if "todos_todolist" in e["sql"]]
+    (insert,) = [
+        e for e in events(document, "sql", statement="INSERT") if "todos_todolist" in e["sql"]
+    ]
     assert "Doomed" in insert["params"]
 
 

@@ -359,7 +359,9 @@ def test_warning_logs_are_recorded(client: Client, traces: Any, db: None) -> Non
         "location": log["location"],
         "t": log["t"],
     }
-    assert log["location"].endswith(f"{__file__.rsplit('/', 1)[-1]}:{_warn.__code__.co_firstlineno + 1}")
+    assert log["location"].endswith(
+        f"{__file__.rsplit('/', 1)[-1]}:{_warn.__code__.co_firstlineno + 1}"
+    )
 
 
 @override_settings(

@@ -238,9 +238,14 @@ def _monitoring_stop() -> None:
 # setprofile reports each resumption of a generator or coroutine as a "call"
 # and each suspension as a "return"; only the first and the last are kept.
 _RESUMABLE = (
-    inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
+    inspect.CO_GENERATOR
+    | inspect.CO_COROUTINE
+    | inspect.CO_ASYNC_GENERATOR
+    | inspect.CO_ITERABLE_COROUTINE
 )
-_YIELD_OPS = frozenset(dis.opmap[name] for name in ("YIELD_VALUE", "YIELD_FROM") if name in dis.opmap)
+_YIELD_OPS = frozenset(
+    dis.opmap[name] for name in ("YIELD_VALUE", "YIELD_FROM") if name in dis.opmap
+)
 
 
 def _at_yield(frame: FrameType) -> bool:

@@ -91,8 +91,9 @@ def install_from_db() -> None:
         return
     original = Model.from_db.__func__
 
-    def from_db(cls: type[Model], db: str, field_names: Any, values: Any) -> Model:
-        obj = original(cls, db, field_names, values)
+    def from_db(cls: type[Model], db: str, *args: Any, **kwargs: Any) -> Model:
+        # Django 6.1 added keyword arguments (fetch_mode): pass everything on.
+        obj = original(cls, db, *args, **kwargs)
         recorder = current()
         if recorder is not None and recorder.mode != "silent":
             try:

@@ -113,6 +113,8 @@ def _body(request: HttpRequest, config: dict[str, Any], secrets: set[str]) -> di
         raw = request.body
     except RawPostDataException:
         return {"kind": "unreadable", "error": "the view read the request stream directly"}
+    except Exception as exc:  # RequestDataTooBig and the like: still a trace, without the body
+        return {"kind": "unreadable", "error": f"{type(exc).__name__}: {exc}"}
     if not raw:
         return {"kind": "empty"}
     size = len(raw)

@@ -76,7 +76,9 @@ def _record(
         description = getattr(real_cursor, "description", None)
         if description:
             event["columns"] = [col[0] for col in description]
-            event["secret_columns"] = [i for i, name in enumerate(event["columns"]) if is_secret_key(str(name))]
+            event["secret_columns"] = [
+                i for i, name in enumerate(event["columns"]) if is_secret_key(str(name))
+            ]
             event["rows"] = []
             event["rows_read"] = 0
             cursor.cursor = RowRecordingCursor(real_cursor, event, recorder)

@@ -9,6 +9,7 @@ and runs every project's runners once, in parallel. The tests then only read res
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import traceback
@@ -84,9 +85,28 @@ def stub_api() -> Iterator[str]:
         thread.join(5)
 
 
-def record_and_generate(api_url: str, media_root: Path) -> tuple[dict[str, Generated], set[str]]:
+@contextlib.contextmanager
+def quiet_request_log() -> Iterator[None]:
+    """The 403/404 scenarios would log warnings into the first test's captured output."""
+    logger = logging.getLogger("django.request")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def record_and_generate(
+    api_url: str, media_root: Path, project_root: Path
+) -> tuple[dict[str, Generated], set[str]]:
     """Record every scenario on seeded data and generate its tests; the database is
-    left as it was (everything happens in a transaction that is rolled back)."""
+    left as it was (everything happens in a transaction that is rolled back).
+
+    Generation runs in ``project_root``, as ``manage.py kolo_generate`` would in the
+    project the tests are for: the generator formats with ruff, whose import sorting
+    depends on the working directory (from this repo's root, ``todos`` is third-party).
+    """
     from django.contrib.auth import get_user_model
     from django.core import mail
     from django.core.management import call_command
@@ -100,7 +120,7 @@ def record_and_generate(api_url: str, media_root: Path) -> tuple[dict[str, Gener
         mail.outbox = []
     generated = {name: Generated(name) for name in SCENARIOS}
     secrets = set(FIXED_SECRETS)
-    with contextlib.suppress(_Rollback), transaction.atomic():
+    with contextlib.suppress(_Rollback), transaction.atomic(), quiet_request_log():
         with override_settings(EXAMPLE_API_URL=api_url, MEDIA_ROOT=str(media_root)):
             call_command("seed_example", todos=60, stdout=StringIO())
             secrets.update(get_user_model().objects.values_list("password", flat=True))
@@ -116,14 +136,15 @@ def record_and_generate(api_url: str, media_root: Path) -> tuple[dict[str, Gener
                 except Exception:
                     generated[name].problem = "recording failed:\n" + traceback.format_exc()
                 secrets.update(session.secrets)
-        for name, docs in documents.items():
-            for style in STYLES:
-                try:
-                    generated[name].sources[style] = generate(docs, style=style)[0]
-                except Exception:
-                    generated[name].problem += (
-                        f"generation ({style}) failed:\n" + traceback.format_exc()
-                    )
+        with contextlib.chdir(project_root):
+            for name, docs in documents.items():
+                for style in STYLES:
+                    try:
+                        generated[name].sources[style] = generate(docs, style=style)[0]
+                    except Exception:
+                        generated[name].problem += (
+                            f"generation ({style}) failed:\n" + traceback.format_exc()
+                        )
         raise _Rollback
     return generated, {s for s in secrets if s}
 
@@ -137,11 +158,9 @@ def _write(root: Path, generated: dict[str, Generated], names: list[str]) -> Non
 
 def run_all(base: Path, django_db_blocker: Any) -> ScenarioRun:
     """Record, generate, build the projects and run every runner once."""
-    with django_db_blocker.unblock():
-        with stub_api() as api_url:
-            generated, secrets = record_and_generate(api_url, base / "recording-media")
-
-    baseline = proj.build_project(base / "baseline", api_url)
+    with django_db_blocker.unblock(), stub_api() as api_url:
+        baseline = proj.build_project(base / "baseline", api_url)
+        generated, secrets = record_and_generate(api_url, base / "recording-media", baseline)
     _write(baseline, generated, list(SCENARIOS))
 
     jobs: dict[Any, Any] = {

@@ -63,6 +63,21 @@ else:
     }}
 '''
 
+# Put first on the runners' PYTHONPATH: an editable install of kolo_django (``pip install
+# -e .``) registers an import hook that would make it importable from anywhere.
+SITECUSTOMIZE = '''\
+"""Hide kolo_django from the generated tests' runners: the tests must not need it."""
+
+import sys
+
+sys.meta_path[:] = [
+    finder for finder in sys.meta_path if "kolo_django" not in getattr(finder, "__module__", "")
+]
+sys.path[:] = [
+    entry for entry in sys.path if not __import__("os").path.isdir(f"{entry}/kolo_django")
+]
+'''
+
 PYTEST_INI = """\
 [pytest]
 DJANGO_SETTINGS_MODULE = scenario_settings
@@ -164,32 +179,42 @@ def mutate(root: Path, edits: list[tuple[str, str, str, str]]) -> None:
 # --- runners ------------------------------------------------------------------------------
 
 
-def runner_env(label: str, media_root: Path) -> dict[str, str]:
-    """The environment of a runner subprocess: nothing of this pytest session leaks in."""
+def isolation_dir(base: Path) -> Path:
+    """A folder holding only ``sitecustomize.py``, which hides kolo_django."""
+    folder = base / "isolation"
+    folder.mkdir(exist_ok=True)
+    (folder / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    return folder
+
+
+def runner_env(base: Path, label: str) -> dict[str, str]:
+    """The environment of a runner subprocess: nothing of this pytest session leaks in,
+    and kolo_django cannot be imported (see ``SITECUSTOMIZE``)."""
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("PYTEST_", "DJANGO_", "KOLO_DJANGO"))
         and key not in {"PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME"}
     }
+    media = base / f"media-{label}"
+    media.mkdir(exist_ok=True)
     env.update(
         DJANGO_SETTINGS_MODULE="scenario_settings",
         PYTHONDONTWRITEBYTECODE="1",
         EXAMPLE_WITHOUT_KOLO="1",
-        SCENARIO_MEDIA_ROOT=str(media_root),
+        PYTHONPATH=str(isolation_dir(base)),
+        SCENARIO_MEDIA_ROOT=str(media),
         SCENARIO_PG_TEST_NAME=f"test_kolo_scen_{os.getpid()}_{label}",
     )
     return env
 
 
 def _run(command: list[str], root: Path, label: str) -> RunResult:
-    media = root.parent / f"media-{label}"
-    media.mkdir(exist_ok=True)
     try:
         completed = subprocess.run(
             command,
             cwd=root,
-            env=runner_env(label, media),
+            env=runner_env(root.parent, label),
             capture_output=True,
             text=True,
             timeout=RUN_TIMEOUT,

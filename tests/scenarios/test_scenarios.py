@@ -123,9 +123,18 @@ def test_recorder_is_not_importable_in_throwaway_project(scenario_run: ScenarioR
     result = subprocess.run(
         [sys.executable, "-c", "import kolo_django"],
         cwd=scenario_run.project,
-        env=proj.runner_env("import_check", scenario_run.base),
+        env=proj.runner_env(scenario_run.base, "import_check"),
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode != 0 and "No module named 'kolo_django'" in result.stderr
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_runner_reported_every_generated_test(scenario_run: ScenarioRun, style: str) -> None:
+    """Guards the result parsing: one result per generated module, none unaccounted for."""
+    module = proj.unittest_module if style == "unittest" else proj.pytest_module
+    expected = {module(name) for name, g in scenario_run.generated.items() if not g.problem}
+    result = scenario_run.results[style]
+    assert set(result.outcomes) == expected, result.output[-4000:]

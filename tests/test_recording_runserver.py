@@ -1,0 +1,168 @@
+"""A real ``runserver`` records one trace per request it serves."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.helpers_recording import free_port, stub_api
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MANAGE = REPO_ROOT / "example_project" / "manage.py"
+
+READ_TRACES = """
+import json
+from kolo_django.models import Trace
+print(json.dumps([
+    {"method": t.method, "path": t.path, "status": t.status_code,
+     "query_count": t.query_count, "document": t.load_document()}
+    for t in Trace.objects.order_by("created_at", "id")
+]))
+"""
+
+
+@pytest.fixture
+def database() -> Iterator[dict[str, Any]]:
+    """A database of its own: a SQLite file, or a throwaway PostgreSQL database."""
+    if os.environ.get("KOLO_TEST_DB") != "postgres":
+        yield {"ENGINE": "django.db.backends.sqlite3"}
+        return
+    import psycopg
+
+    name = f"kolo_runserver_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": name,
+            "USER": "postgres",
+            "HOST": "127.0.0.1",
+            "PORT": "5432",
+        }
+    finally:
+        with psycopg.connect(
+            "host=127.0.0.1 user=postgres dbname=postgres", autocommit=True
+        ) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def project_env(tmp_path: Path, database: dict[str, Any]) -> Iterator[dict[str, str]]:
+    """Environment for manage.py: the example settings, with a database of our own."""
+    database.setdefault("NAME", str(tmp_path / "db.sqlite3"))
+    with stub_api() as api_url:
+        (tmp_path / "runserver_settings.py").write_text(
+            "from example.settings import *  # noqa\n"
+            f"DATABASES = {{'default': {database!r}}}\n"
+            f"EXAMPLE_API_URL = {api_url!r}\n"
+            "DEBUG = True\n"
+            "KOLO_DJANGO = {'RETENTION_MAX_AGE_DAYS': None}\n"
+            "EMAIL_BACKEND = 'django.core.mail.backends.locmem.EmailBackend'\n"
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "KOLO_TEST"))}
+        env.update(
+            DJANGO_SETTINGS_MODULE="runserver_settings",
+            PYTHONPATH=os.pathsep.join(
+                [str(tmp_path), str(REPO_ROOT / "example_project"), str(REPO_ROOT)]
+            ),
+            PYTHONUNBUFFERED="1",
+        )
+        yield env
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(MANAGE), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.fixture
+def server(project_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    manage(project_env, "migrate", "--noinput", "-v", "0")
+    manage(project_env, "seed_example", "--todos", "12")
+    port = free_port()
+    log = open(tmp_path / "runserver.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, str(MANAGE), "runserver", f"127.0.0.1:{port}", "--noreload"],
+        env=project_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            assert process.poll() is None, (tmp_path / "runserver.log").read_text()
+            try:
+                # A path the recorder ignores, so waiting leaves no trace.
+                requests.get(f"{base_url}/favicon.ico", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "runserver did not start"
+                time.sleep(0.1)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def test_runserver_records_each_request(server: str, project_env: dict[str, str]) -> None:
+    session = requests.Session()
+    listing = session.get(f"{server}/api/todos/", timeout=10)
+    todo_id = listing.json()[0]["id"]
+    sent = [("GET", "/api/todos/", listing.status_code)]
+
+    def hit(method: str, p: str, **kwargs: Any) -> None:
+        response = session.request(method, server + p, allow_redirects=False, timeout=10, **kwargs)
+        sent.append((method, p, response.status_code))
+
+    hit("GET", f"/todos/{todo_id}/")
+    hit("GET", "/stats/")
+    hit("POST", "/api/todos/", json={"title": "Over the wire", "todo_list": 1, "done": False})
+    hit("PATCH", f"/api/todos/{todo_id}/", json={"done": True})
+    hit("GET", "/todos/999999/")
+    hit("GET", "/weather/")
+    hit("GET", "/dashboard/")
+    assert [s for _m, _p, s in sent] == [200, 200, 200, 201, 200, 404, 200, 302]
+
+    stored = json.loads(manage(project_env, "shell", "-v", "0", "-c", READ_TRACES))
+    assert [(t["method"], t["path"], t["status"]) for t in stored] == sent
+    by_path = {(t["method"], t["path"]): t for t in stored}
+    created = by_path[("POST", "/api/todos/")]["document"]
+    assert created["request"]["body"]["json"]["title"] == "Over the wire"
+    assert created["response"]["json"]["title"] == "Over the wire"
+    weather = by_path[("GET", "/weather/")]["document"]
+    (call,) = [e for e in weather["events"] if e["type"] == "http"]
+    assert call["library"] == "requests" and call["status"] == 200
+    assert call["response"]["json"]["city"] == "Paris"
+    for t in stored:
+        sql = [e for e in t["document"]["events"] if e["type"] == "sql"]
+        assert t["query_count"] == len(sql)
+        assert not [e for e in sql if "kolo_django_trace" in e["sql"]]
+    # WSGI runs the view in the request's thread: call capture sees it there.
+    stats = by_path[("GET", "/stats/")]["document"]
+    calls = [e for e in stats["events"] if e["type"] == "call"]
+    assert (calls[0]["function"], calls[0]["module"]) == ("stats", "todos.views")

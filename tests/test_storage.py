@@ -1,0 +1,131 @@
+"""Storing documents: summary columns, value encoding, retention."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+import uuid
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from kolo_django import storage, trace
+
+
+def document(
+    path: str = "/x/", age: dt.timedelta = dt.timedelta(0), **extra: Any
+) -> dict[str, Any]:
+    started = timezone.now() - age
+    return {
+        "schema_version": trace.SCHEMA_VERSION,
+        "id": trace.new_trace_id(int(started.timestamp() * 1000)),
+        "started_at": trace.encode_value(started),
+        "duration_ms": 3.25,
+        "request": {"method": "POST", "path": path, "resolver": {"view_name": "todo-list"}},
+        "response": {"status_code": 201},
+        "events": [{"type": "sql"}, {"type": "orm"}, {"type": "sql"}, {"type": "log"}],
+        **extra,
+    }
+
+
+def test_summary_columns(traces: Any) -> None:
+    doc = document()
+    obj = storage.save_document(doc)
+    stored = traces.get()
+    assert (stored.method, stored.path, stored.status_code, stored.view_name) == (
+        "POST",
+        "/x/",
+        201,
+        "todo-list",
+    )
+    assert (stored.query_count, stored.event_count, stored.duration_ms) == (2, 4, 3.25)
+    assert stored.created_at == trace.decode_value(doc["started_at"])
+    assert stored.size == len(bytes(stored.document)) == obj.size
+    assert stored.load_document() == doc
+    assert storage.load(doc["id"]) == doc
+
+
+def test_lookup_errors(traces: Any) -> None:
+    with pytest.raises(LookupError, match="not a trace id"):
+        storage.get_trace("nope")
+    with pytest.raises(LookupError, match="no trace with id"):
+        storage.get_trace(trace.new_trace_id())
+
+
+def test_corrupt_and_newer_documents(traces: Any) -> None:
+    obj = storage.save_document(document())
+    traces.filter(pk=obj.pk).update(document=b"not zlib")
+    with pytest.raises(trace.TraceFormatError, match="corrupt"):
+        storage.load(obj.pk)
+    newer = document()
+    newer["schema_version"] = trace.SCHEMA_VERSION + 1
+    with pytest.raises(trace.TraceFormatError, match="newer"):
+        trace.loads(trace.dumps(newer))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        decimal.Decimal("12.50"),
+        dt.datetime(2025, 3, 3, 9, 30, 1, 5, tzinfo=dt.timezone.utc),
+        dt.datetime(2025, 3, 3, 9, 30),
+        dt.date(2025, 3, 3),
+        dt.time(9, 30, 15),
+        dt.timedelta(days=2, microseconds=7),
+        uuid.UUID("6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f"),
+        b"\x00\xffbinary",
+        float("inf"),
+        {"$t": "not a tag", "v": [1, {"$t": "x"}]},
+        [1, "two", None, True, 2.5, {"nested": decimal.Decimal("1")}],
+    ],
+)
+def test_values_survive_the_document(value: Any) -> None:
+    encoded = trace.encode_value(value)
+    restored = trace.decode_value(
+        trace.loads(trace.dumps({"schema_version": 1, "v": encoded}))["v"]
+    )
+    assert restored == value
+    assert type(restored) is type(value)
+
+
+def test_nan_survives() -> None:
+    assert math.isnan(trace.decode_value(trace.encode_value(float("nan"))))
+
+
+def test_prune_keeps_the_newest(traces: Any) -> None:
+    docs = [document(path=f"/{n}/", age=dt.timedelta(minutes=10 - n)) for n in range(10)]
+    for doc in docs:
+        storage.save_document(doc)
+    assert storage.prune(max_traces=4, max_age_days=None, batch_size=3) == 6
+    assert sorted(t.path for t in traces.all()) == sorted(d["request"]["path"] for d in docs[-4:])
+
+
+def test_prune_with_equal_timestamps(traces: Any) -> None:
+    # Several traces in the same millisecond: the id breaks the tie.
+    stamp = timezone.now()
+    ids = []
+    for n in range(5):
+        doc = document(path=f"/{n}/")
+        doc["started_at"] = trace.encode_value(stamp)
+        ids.append(storage.save_document(doc).id)
+    storage.prune(max_traces=2, max_age_days=None)
+    assert sorted(traces.values_list("id", flat=True)) == sorted(ids)[-2:]
+
+
+def test_prune_by_age(traces: Any) -> None:
+    storage.save_document(document(path="/old/", age=dt.timedelta(days=3)))
+    storage.save_document(document(path="/new/", age=dt.timedelta(hours=1)))
+    assert storage.prune(max_traces=None, max_age_days=2) == 1
+    assert [t.path for t in traces.all()] == ["/new/"]
+
+
+def test_save_runs_in_its_own_transaction(traces: Any) -> None:
+    with CaptureQueriesContext(connection) as captured:
+        storage.save_document(document())
+    statements = [q["sql"].split()[0].upper() for q in captured.captured_queries]
+    # Inside the test's transaction the atomic block is a savepoint around the insert.
+    assert statements == ["SAVEPOINT", "INSERT", "RELEASE"]
