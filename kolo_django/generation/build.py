@@ -176,8 +176,9 @@ class PlanBuilder:
         for seed in self.seeds.rows:
             fields = {name: self.use(code) for name, code in seed.fields.items()}
             comment = "never read by the view: a minimal stand-in" if seed.minimal else ""
+            using = seed.row.alias if seed.row.alias != "default" else None
             self.plan.seeds.append(
-                SeedRowStep(seed.var, self.model_name(seed.model), fields, True, comment)
+                SeedRowStep(seed.var, self.model_name(seed.model), fields, True, comment, using)
             )  # type: ignore[arg-type]
             if seed.is_user and seed.var in self.passwords:
                 self.plan.seeds.append(SetPasswordStep(seed.var, TEST_PASSWORD))
@@ -839,14 +840,14 @@ def _bulk(steps: list[Any]) -> list[Any]:
 
     def flush() -> None:
         if len(run) >= BULK_MIN_ROWS:
-            out.append(SeedBulkStep(run[0].model, [r.fields for r in run]))
+            out.append(SeedBulkStep(run[0].model, [r.fields for r in run], run[0].using))
         else:
             out.extend(run)
         run.clear()
 
     for step in steps:
         if isinstance(step, SeedRowStep) and not step.assign and not step.comment:
-            if run and run[0].model != step.model:
+            if run and (run[0].model, run[0].using) != (step.model, step.using):
                 flush()
             run.append(step)
             continue

@@ -19,6 +19,7 @@ class SeedRowStep:
     fields: dict[str, Code]
     assign: bool = True
     comment: str = ""
+    using: str | None = None  # database alias, when not "default"
     kind: str = "seed_row"
 
 
@@ -28,6 +29,7 @@ class SeedBulkStep:
 
     model: str
     rows: list[dict[str, Code]]
+    using: str | None = None
     kind: str = "seed_bulk"
 
 

@@ -253,6 +253,7 @@ def run_pytest(root: Path, label: str) -> RunResult:
         "-p",
         "no:xdist",
         "-q",
+        "--continue-on-collection-errors",
         f"--junitxml={report}",
     ]
     result = _run(command, root, label)

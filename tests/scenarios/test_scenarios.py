@@ -31,8 +31,12 @@ def _generated(run: ScenarioRun, scenario: str) -> dict[str, str]:
     return generated.sources
 
 
-def _numbered(source: str) -> str:
-    return "\n".join(f"{n:4} {line}" for n, line in enumerate(source.splitlines(), 1))
+def _excerpt(source: str, head: int = 30, tail: int = 150) -> str:
+    """The generated code with line numbers; long seed sections are cut in the middle."""
+    lines = [f"{n:4} {line}" for n, line in enumerate(source.splitlines(), 1)]
+    if len(lines) > head + tail + 10:
+        lines[head:-tail] = [f"     ... ({len(lines) - head - tail} lines left out)"]
+    return "\n".join(lines)
 
 
 @pytest.mark.parametrize("style", STYLES)
@@ -42,10 +46,14 @@ def test_generated_test_passes(scenario_run: ScenarioRun, scenario: str, style: 
     outcome = scenario_run.outcome(style, scenario)
     if not outcome.passed:
         command = " ".join(scenario_run.results[style].command[1:])
+        package = proj.UNITTEST_PACKAGE if style == "unittest" else proj.PYTEST_PACKAGE
+        module = (
+            proj.unittest_module(scenario) if style == "unittest" else proj.pytest_module(scenario)
+        )
         pytest.fail(
             f"generated {style} test of {scenario!r} {outcome.status} under `{command}` "
-            f"in {scenario_run.project}:\n{outcome.detail}\n\n--- generated code ---\n"
-            f"{_numbered(source)}",
+            f"in {scenario_run.project}:\n{outcome.detail}\n\n"
+            f"--- generated code ({package}/{module}.py) ---\n{_excerpt(source)}",
             pytrace=False,
         )
 
@@ -138,3 +146,41 @@ def test_runner_reported_every_generated_test(scenario_run: ScenarioRun, style: 
     expected = {module(name) for name, g in scenario_run.generated.items() if not g.problem}
     result = scenario_run.results[style]
     assert set(result.outcomes) == expected, result.output[-4000:]
+
+
+UNITTEST_SAMPLE = """\
+generated.test_broken (unittest.loader._FailedTest.generated.test_broken) ... ERROR
+test_post_x_creates (generated.test_api_create.ApiTests.test_post_x_creates)
+Replays POST /api/todos/ -> 201 (trc_x). ... todo created: 1
+ok
+test_get_x_ok (generated.test_list.ListTests.test_get_x_ok)
+Replays GET /todos/ -> 200 (trc_y). ... ok
+test_get_x_ok (generated.test_list_page2.ListTests.test_get_x_ok)
+Replays GET /todos/?page=2 -> 200 (trc_z). ... log line
+FAIL
+
+======================================================================
+ERROR: generated.test_broken (unittest.loader._FailedTest.generated.test_broken)
+----------------------------------------------------------------------
+ImportError: Failed to import test module: generated.test_broken
+
+======================================================================
+FAIL: test_get_x_ok (generated.test_list_page2.ListTests.test_get_x_ok)
+Replays GET /todos/?page=2 -> 200 (trc_z).
+----------------------------------------------------------------------
+AssertionError: 1 != 2
+
+----------------------------------------------------------------------
+Ran 4 tests in 0.1s
+"""
+
+
+def test_parse_unittest_output() -> None:
+    outcomes = proj.parse_unittest(UNITTEST_SAMPLE, proj.UNITTEST_PACKAGE)
+    assert {name: o.status for name, o in outcomes.items()} == {
+        "test_broken": "error",
+        "test_api_create": "passed",
+        "test_list": "passed",
+        "test_list_page2": "failed",
+    }
+    assert outcomes["test_list_page2"].detail.endswith("AssertionError: 1 != 2")
