@@ -82,3 +82,33 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         ]
     return []
+
+
+@register(Tags.compatibility)
+def check_generation_hooks(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Factories, field parsers, processors and the template must load."""
+    from .conf import get_config
+    from .generation import hooks
+
+    user = user_config()
+    if not isinstance(user, dict):
+        return []
+    config = get_config()
+    messages: list[Any] = []
+    loaders = (
+        ("FACTORIES", hooks.load_factories),
+        ("FIELD_PARSERS", hooks.load_field_parsers),
+        ("TRACE_PROCESSORS", hooks.load_processors),
+    )
+    for key, loader in loaders:
+        if key in user:
+            try:
+                loader(config[key])
+            except hooks.HookError as exc:
+                messages.append(Error(str(exc), id="kolo_django.E004"))
+    if config["TEST_TEMPLATE"]:
+        try:
+            hooks.check_template(config["TEST_TEMPLATE"])
+        except hooks.HookError as exc:
+            messages.append(Error(str(exc), id="kolo_django.E005"))
+    return messages

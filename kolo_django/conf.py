@@ -47,6 +47,31 @@ CONFIG_DEFAULTS: dict[str, tuple[Any, tuple[type | None, ...]]] = {
     # Extra regexes for keys (form fields, JSON keys, headers, columns) whose
     # values are redacted, on top of the built-in ones.
     "REDACT_KEYS": ([], (list, tuple)),
+    # --- generation (kolo_generate) ---
+    # "unittest", "pytest" or "auto" (the project's runner decides).
+    "TEST_STYLE": ("auto", (str,)),
+    # A Jinja2 template used instead of the built-in one of the style.
+    "TEST_TEMPLATE": (None, (str, None)),
+    # factory_boy factories: [{"path": "tests.factories.TodoFactory", "pk": False}].
+    "FACTORIES": ([], (list, tuple)),
+    # {"app.fields.SomeField": "app.testing.parse_some_field"}: callables
+    # (value, field) -> value for fields the built-ins cannot render.
+    "FIELD_PARSERS": ({}, (dict,)),
+    # Dotted paths to callables (context) -> dict, run after the built-ins.
+    "TRACE_PROCESSORS": ([], (list, tuple)),
+    # None: detected (time-machine, else freezegun); or "time-machine", "freezegun", "none".
+    "TIME_BACKEND": (None, (str, None)),
+    # "httpretty" or "responses" (requests only).
+    "HTTP_MOCK_BACKEND": ("httpretty", (str,)),
+    # None: detected (ruff, else black); or "ruff", "black", "none".
+    "FORMATTER": (None, (str, None)),
+}
+
+CHOICES = {
+    "TEST_STYLE": ("unittest", "pytest", "auto"),
+    "TIME_BACKEND": ("time-machine", "freezegun", "none"),
+    "HTTP_MOCK_BACKEND": ("httpretty", "responses"),
+    "FORMATTER": ("ruff", "black", "none"),
 }
 
 INT_MINIMUMS = {
@@ -104,6 +129,28 @@ def config_errors(key: str, value: Any) -> list[str]:
                     re.compile(item)
                 except re.error as exc:
                     errors.append(f"{key} has an invalid regular expression {item!r}: {exc}.")
+    if key in CHOICES and isinstance(value, str) and value not in CHOICES[key]:
+        errors.append(f"{key} must be one of {', '.join(CHOICES[key])}, not {value!r}.")
+    if key == "FACTORIES":
+        for item in value:
+            if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+                errors.append(
+                    f'FACTORIES entries must be dicts like {{"path": "app.factories.F"}}, found {item!r}.'
+                )
+            elif set(item) - {"path", "pk"} or not isinstance(item.get("pk", False), bool):
+                errors.append(
+                    f"FACTORIES entry {item!r} may only have 'path' (str) and 'pk' (bool)."
+                )
+    if key == "FIELD_PARSERS":
+        for field_path, parser in value.items():
+            if not isinstance(field_path, str) or not isinstance(parser, str):
+                errors.append(
+                    f"FIELD_PARSERS maps dotted field paths to dotted callable paths, found {field_path!r}: {parser!r}."
+                )
+    if key == "TRACE_PROCESSORS":
+        for item in value:
+            if not isinstance(item, str):
+                errors.append(f"TRACE_PROCESSORS must contain dotted paths, found {item!r}.")
     if key == "RETENTION_MAX_AGE_DAYS" and isinstance(value, (int, float)):
         if not math.isfinite(value) or value <= 0:
             errors.append(f"{key} must be a positive number of days (or None), not {value!r}.")

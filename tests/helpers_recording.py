@@ -82,7 +82,8 @@ def stub_api() -> Iterator[str]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), QuietHandler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits for it.
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.http import HttpRequest, HttpResponse
-from django.test import Client, override_settings
+from django.test import AsyncClient, Client, override_settings
 from django.urls import include, path
 
 from kolo_django.recording import frames
@@ -191,3 +192,30 @@ def test_broken_user_repr_is_contained(client: Client, traces: Any, db: None) ->
     (ret,) = [e for e in document["events"] if e["type"] == "return" and e["id"] == call["id"]]
     assert ret["locals"]["thing"] == "<Nasty (repr failed: ValueError)>"
     assert document["faults"] == []
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.parametrize(
+    ("target", "attribute"),
+    [
+        ("kolo_django.middleware", "capture_request"),
+        ("kolo_django.storage", "save_document"),
+        ("kolo_django.recording.recorder.Recorder", "add"),
+        ("kolo_django.recording.frames.CallTracker", "on_call"),
+    ],
+)
+def test_fault_under_asgi(
+    traces: Any, todo_pk: int, monkeypatch: pytest.MonkeyPatch, target: str, attribute: str
+) -> None:
+    paths = [f"/api/todos/{todo_pk}/", "/stats/", "/boom/", "/warn/?x=2"]
+
+    async def run() -> list[tuple[Any, ...]]:
+        client = AsyncClient(raise_request_exception=False)
+        responses = [await client.get(p) for p in paths]
+        return [(r.status_code, sorted(r.items()), r.content) for r in responses]
+
+    with override_settings(KOLO_DJANGO=RECORDING_OFF):
+        expected = async_to_sync(run)()
+    frames.reset_caches()
+    monkeypatch.setattr(f"{target}.{attribute}", _raise)
+    assert async_to_sync(run)() == expected

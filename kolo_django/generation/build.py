@@ -178,7 +178,15 @@ class PlanBuilder:
             comment = "never read by the view: a minimal stand-in" if seed.minimal else ""
             using = seed.row.alias if seed.row.alias != "default" else None
             self.plan.seeds.append(
-                SeedRowStep(seed.var, self.model_name(seed.model), fields, True, comment, using)
+                SeedRowStep(
+                    seed.var,
+                    self.model_name(seed.model),
+                    fields,
+                    True,
+                    comment,
+                    using,
+                    self._factory(seed),
+                )
             )  # type: ignore[arg-type]
             if seed.is_user and seed.var in self.passwords:
                 self.plan.seeds.append(SetPasswordStep(seed.var, TEST_PASSWORD))
@@ -206,6 +214,12 @@ class PlanBuilder:
                     "from django.db import connections",
                 }
             )
+
+    def _factory(self, seed: SeedRow) -> str | None:
+        if seed.factory is None:
+            return None
+        self.plan.imports.add(seed.factory.import_line)
+        return seed.factory.name
 
     @property
     def passwords(self) -> set[str]:
@@ -846,7 +860,12 @@ def _bulk(steps: list[Any]) -> list[Any]:
         run.clear()
 
     for step in steps:
-        if isinstance(step, SeedRowStep) and not step.assign and not step.comment:
+        if (
+            isinstance(step, SeedRowStep)
+            and not step.assign
+            and not step.comment
+            and not step.factory
+        ):
             if run and (run[0].model, run[0].using) != (step.model, step.using):
                 flush()
             run.append(step)

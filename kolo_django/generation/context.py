@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import naming
+from .hooks import HookError
 from .rows import collect
 from .seeds import build_seeds
 
@@ -27,7 +28,8 @@ def rows_processor(context: dict[str, Any]) -> dict[str, Any]:
 
 
 def seeds_processor(context: dict[str, Any]) -> dict[str, Any]:
-    return {"seeds": build_seeds(context["traces"], context["rowset"])}
+    factories = context["options"].get("factories") or {}
+    return {"seeds": build_seeds(context["traces"], context["rowset"], factories)}
 
 
 def names_processor(context: dict[str, Any]) -> dict[str, Any]:
@@ -47,16 +49,16 @@ def names_processor(context: dict[str, Any]) -> dict[str, Any]:
 
 def backends_processor(context: dict[str, Any]) -> dict[str, Any]:
     options = context["options"]
+    http_backend = options.get("http_backend") or "httpretty"
     time_backend = options.get("time_backend")
     if time_backend is None:
         if importlib.util.find_spec("time_machine"):
             time_backend = "time-machine"
         elif importlib.util.find_spec("freezegun"):
             time_backend = "freezegun"
-    return {
-        "time_backend": time_backend or None,
-        "http_backend": options.get("http_backend") or "httpretty",
-    }
+    if time_backend == "none":
+        time_backend = None
+    return {"time_backend": time_backend, "http_backend": http_backend}
 
 
 BUILTIN_PROCESSORS: list[Processor] = [
@@ -68,14 +70,20 @@ BUILTIN_PROCESSORS: list[Processor] = [
 
 
 def build_context(
-    documents: list[dict[str, Any]], options: dict[str, Any], extra: list[Processor] = ()
-) -> dict[str, Any]:  # type: ignore[assignment]
+    documents: list[dict[str, Any]], options: dict[str, Any], extra: list[Processor] | None = None
+) -> dict[str, Any]:
+    """Run the built-in processors, then the project's, each seeing what the
+    earlier ones produced."""
     context: dict[str, Any] = {"traces": documents, "options": options}
-    for processor in [*BUILTIN_PROCESSORS, *extra]:
-        result = processor(context)
+    for processor in BUILTIN_PROCESSORS:
+        context.update(processor(context))
+    for processor in extra or ():
+        name = getattr(processor, "__qualname__", repr(processor))
+        try:
+            result = processor(context)
+        except Exception as exc:
+            raise HookError(f"trace processor {name} raised {type(exc).__name__}: {exc}") from None
         if not isinstance(result, dict):
-            raise TypeError(
-                f"trace processor {processor!r} returned {type(result).__name__}, not a dict"
-            )
+            raise HookError(f"trace processor {name} returned {type(result).__name__}, not a dict")
         context.update(result)
     return context

@@ -20,6 +20,7 @@ class SeedRowStep:
     assign: bool = True
     comment: str = ""
     using: str | None = None  # database alias, when not "default"
+    factory: str | None = None  # "TodoFactory": created with TodoFactory.create(...)
     kind: str = "seed_row"
 
 

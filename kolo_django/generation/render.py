@@ -79,7 +79,9 @@ def import_block(imports: set[str]) -> str:
     return "\n\n".join("\n".join(sorted(g, key=key)) for g in groups if g)
 
 
-def render(plan: Plan, *, style: str, template: str | None = None) -> str:
+def render(
+    plan: Plan, *, style: str, template: str | None = None, formatter: str | None = None
+) -> str:
     extra_dirs: list[str] = []
     name = f"kolo_django/{style}.py.j2"
     if template:
@@ -100,10 +102,10 @@ def render(plan: Plan, *, style: str, template: str | None = None) -> str:
         raise TemplateProblem(f"template {exc.name} not found") from None
     except jinja2.UndefinedError as exc:
         raise TemplateProblem(f"template {name}: {exc.message}") from None
-    return tidy(code)
+    return tidy(code, formatter)
 
 
-def tidy(code: str) -> str:
+def tidy(code: str, formatter_name: str | None = None) -> str:
     """Format with ruff (or black) when installed; otherwise trim blank runs."""
     lines: list[str] = []
     for line in code.splitlines():
@@ -112,7 +114,9 @@ def tidy(code: str) -> str:
             continue
         lines.append(line)
     code = "\n".join(lines).strip("\n") + "\n"
-    return _format(code)
+    if formatter_name == "none":
+        return code
+    return _format(code, formatter_name)
 
 
 def _tool(name: str) -> str | None:

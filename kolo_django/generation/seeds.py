@@ -38,6 +38,7 @@ class SeedRow:
     # auto_now / auto_now_add values the response shows: set after creation,
     # since create() overwrites them.
     fixups: dict[str, Code] = field(default_factory=dict)
+    factory: Any = None  # a FactoryHook when FACTORIES has one for the model
 
     @property
     def model(self) -> type[models.Model]:
@@ -66,7 +67,9 @@ def snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def build_seeds(documents: list[dict[str, Any]], rowset: RowSet) -> Seeds:
+def build_seeds(
+    documents: list[dict[str, Any]], rowset: RowSet, factories: dict[Any, Any] | None = None
+) -> Seeds:
     created = rowset.created_keys()
     notes: list[str] = []
     candidates: dict[tuple[str, str], Row] = {}
@@ -94,12 +97,18 @@ def build_seeds(documents: list[dict[str, Any]], rowset: RowSet) -> Seeds:
     used_names: set[str] = set()
     for key, row in _ordered(candidates):
         var = _var_name(row, used_names)
+        factory = (factories or {}).get(row.model)
+        explicit = row.label in explicit_models
+        if factory is not None:
+            # A factory row keeps its recorded pk only when asked to.
+            explicit = factory.with_pk and row.pk is not None
         seeds[key] = SeedRow(
             row=row,
             var=var,
-            explicit_pk=row.label in explicit_models,
+            explicit_pk=explicit,
             minimal="minimal" in row.sources,
             is_user=row.model is user_model,
+            factory=factory,
         )
     shown = _response_text(documents)
     for seed in seeds.values():
@@ -274,10 +283,21 @@ def _field_codes(
                 codes[f.name] = code
             continue
         decoded = decode_value(value)
-        if _is_default(f, decoded):
+        if _is_default(f, decoded) and seed.factory is None:
+            continue
+        if seed.factory is not None and _factory_produces(seed.factory, f.name, decoded):
             continue
         codes[f.name] = from_trace(value, f)
     return codes
+
+
+def _factory_produces(hook: Any, name: str, value: Any) -> bool:
+    """The factory declares this very value itself: no need to pass it."""
+    declarations = getattr(hook.factory._meta, "declarations", {})
+    if name not in declarations:
+        return False
+    declared = declarations[name]
+    return type(declared) is type(value) and declared == value
 
 
 def _response_text(documents: list[dict[str, Any]]) -> str:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import uuid
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,8 +31,33 @@ def literal(value: Any) -> Code:
     return Code(_literal(value, imports), frozenset(imports))
 
 
+_parsers: ContextVar[dict[Any, Any] | None] = ContextVar("kolo_django_field_parsers", default=None)
+
+
+@contextlib.contextmanager
+def field_parsers(parsers: dict[Any, Any]) -> Iterator[None]:
+    """FIELD_PARSERS in force while one test is generated."""
+    token = _parsers.set(parsers)
+    try:
+        yield
+    finally:
+        _parsers.reset(token)
+
+
 def from_trace(value: Any, model_field: Any = None) -> Code:
     """Source for a value as stored in a document, typed by the model field."""
+    parsers = _parsers.get()
+    if model_field is not None and parsers:
+        from .hooks import parser_for
+
+        parser = parser_for(model_field, parsers)
+        if parser is not None:
+            raw = (
+                value.get("v")
+                if isinstance(value, dict) and value.get("$t") == "field"
+                else decode_value(value)
+            )
+            return literal(parser(raw, model_field))
     if isinstance(value, dict) and value.get("$t") == "field":
         text = value.get("v")
         if model_field is not None:
@@ -154,4 +182,10 @@ def _literal(value: Any, imports: set[str]) -> str:
             + ", ".join(f"{_literal(k, imports)}: {_literal(v, imports)}" for k, v in value.items())
             + "}"
         )
+    # Another object: its repr, when it reads as a call of its own class.
+    cls = type(value)
+    text = repr(value)
+    if text.startswith(cls.__name__ + "(") and cls.__module__ not in ("builtins", "__main__"):
+        imports.add(f"from {cls.__module__} import {cls.__name__}")
+        return text
     return repr(str(value))

@@ -10,9 +10,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ... import storage
+from ...conf import get_config
 from ...generation.api import GenerationError, generate
 from ...generation.naming import python_identifier
-from ...generation.render import TemplateProblem
 from ...generation.style import detect_style
 from ...generation.verify import project_root, verify
 from ...trace import TraceFormatError
@@ -56,7 +56,7 @@ class Command(BaseCommand):
         self,
         *,
         trace_ids: list[str],
-        style: str,
+        style: str | None,
         output: str | None,
         test_class: str | None,
         test_name: str | None,
@@ -66,6 +66,7 @@ class Command(BaseCommand):
         verbosity: int,
         **options: Any,
     ) -> None:
+        style = style or get_config()["TEST_STYLE"]
         if style not in STYLES:
             raise CommandError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
         if style == "auto":
@@ -82,7 +83,7 @@ class Command(BaseCommand):
                 test_class=test_class,
                 test_name=test_name,
             )
-        except (GenerationError, TemplateProblem) as exc:
+        except GenerationError as exc:
             raise CommandError(str(exc)) from None
         for note in context.get("skipped", []):
             self.stderr.write(f"skipped: {note}")

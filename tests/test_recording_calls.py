@@ -1,0 +1,98 @@
+"""Calls of project code, with their locals and return values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.http import HttpRequest, HttpResponse
+from django.test import Client, override_settings
+from django.urls import path
+
+from tests.helpers_recording import only_trace
+
+MODULE = __name__
+
+
+def _numbers(limit: int) -> Iterator[int]:
+    for n in range(limit):
+        yield n * n
+
+
+def _total(values: list[int]) -> int:
+    return sum(values)
+
+
+def _view(request: HttpRequest) -> HttpResponse:
+    password = "pw-in-a-local"  # noqa: S105
+    squares = list(_numbers(4))
+    long_text = "y" * 500
+    return HttpResponse(f"{_total(squares)} {len(password)} {len(long_text)}")
+
+
+urlpatterns = [path("calls/", _view)]
+
+pytestmark = pytest.mark.urls(__name__)
+
+
+def config(**extra: Any) -> dict[str, Any]:
+    return {"ENABLED": True, "RECORD_DURING_TESTS": True, "CALLS_INCLUDE": [MODULE], **extra}
+
+
+def calls_and_returns(document: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[int, Any]]:
+    calls = [e for e in document["events"] if e["type"] == "call"]
+    returns = {e["id"]: e for e in document["events"] if e["type"] == "return"}
+    return calls, returns
+
+
+@override_settings(KOLO_DJANGO=config(MAX_REPR_LENGTH=40))
+def test_call_tree(client: Client, traces: Any, db: None) -> None:
+    assert client.get("/calls/").content == b"14 13 500"
+    _obj, document = only_trace(traces)
+    calls, returns = calls_and_returns(document)
+    # The generator is resumed five times but called once.
+    assert [c["function"] for c in calls] == ["_view", "_numbers", "_total"]
+    view, numbers, total = calls
+    assert view["parent"] is None and view["depth"] == 0
+    assert (numbers["parent"], numbers["depth"]) == (view["id"], 1)
+    assert (total["parent"], total["depth"]) == (view["id"], 1)
+    assert numbers["locals"] == {"limit": "4"}
+    assert returns[total["id"]]["value"] == "14"
+    assert returns[view["id"]]["value"] == "<HttpResponse status_code=200>"
+    assert set(returns) == {view["id"], numbers["id"], total["id"]}
+    view_locals = returns[view["id"]]["locals"]
+    assert view_locals["password"] == "[REDACTED]"
+    assert view_locals["squares"] == "[0, 1, 4, 9]"
+    assert len(view_locals["long_text"]) == 40 and view_locals["long_text"].endswith("…")
+
+
+@override_settings(KOLO_DJANGO=config(CAPTURE_LOCALS=False))
+def test_without_locals(client: Client, traces: Any, db: None) -> None:
+    client.get("/calls/")
+    _obj, document = only_trace(traces)
+    calls, returns = calls_and_returns(document)
+    assert calls and not any("locals" in e for e in [*calls, *returns.values()])
+
+
+@override_settings(KOLO_DJANGO=config(MAX_LOCALS=1))
+def test_max_locals(client: Client, traces: Any, db: None) -> None:
+    client.get("/calls/")
+    _obj, document = only_trace(traces)
+    calls, returns = calls_and_returns(document)
+    view_locals = returns[calls[0]["id"]]["locals"]
+    assert list(view_locals) == ["request", "…"]
+    assert view_locals["…"] == "3 more"
+
+
+@override_settings(KOLO_DJANGO=config(CALLS_EXCLUDE=[MODULE]))
+def test_calls_exclude_wins(client: Client, traces: Any, db: None) -> None:
+    client.get("/calls/")
+    _obj, document = only_trace(traces)
+    assert calls_and_returns(document) == ([], {})
+
+
+def test_test_modules_are_not_project_code(client: Client, traces: Any, db: None) -> None:
+    client.get("/calls/")
+    _obj, document = only_trace(traces)
+    assert calls_and_returns(document) == ([], {})
