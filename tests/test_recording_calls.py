@@ -31,7 +31,16 @@ def _view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"{_total(squares)} {len(password)} {len(long_text)}")
 
 
-urlpatterns = [path("calls/", _view)]
+def _interleaved(request: HttpRequest) -> HttpResponse:
+    # A generator suspended while other calls run, then abandoned unfinished.
+    totals = []
+    for n in _numbers(3):
+        totals.append(_total([n]))
+    first = next(_numbers(10))
+    return HttpResponse(f"{totals} {first}")
+
+
+urlpatterns = [path("calls/", _view), path("interleaved/", _interleaved)]
 
 pytestmark = pytest.mark.urls(__name__)
 
@@ -96,3 +105,27 @@ def test_test_modules_are_not_project_code(client: Client, traces: Any, db: None
     client.get("/calls/")
     _obj, document = only_trace(traces)
     assert calls_and_returns(document) == ([], {})
+
+
+@override_settings(KOLO_DJANGO=config())
+def test_suspended_generators_are_not_parents(client: Client, traces: Any, db: None) -> None:
+    assert client.get("/interleaved/").content == b"[0, 1, 4] 0"
+    _obj, document = only_trace(traces)
+    calls, returns = calls_and_returns(document)
+    assert [c["function"] for c in calls] == [
+        "_interleaved",
+        "_numbers",
+        "_total",
+        "_total",
+        "_total",
+        "_numbers",
+    ]
+    view = calls[0]
+    # Every call sits under the view, none under a generator between its yields.
+    assert all(c["parent"] == view["id"] for c in calls[1:])
+    assert returns[view["id"]]["value"] == "<HttpResponse status_code=200>"
+    # One return per call at most (the abandoned generator returns when it is
+    # closed, if it is closed during the request).
+    returned = [e["id"] for e in document["events"] if e["type"] == "return"]
+    assert len(returned) == len(set(returned)) and set(returned) <= {c["id"] for c in calls}
+    assert {c["id"] for c in calls[:5]} <= set(returned)

@@ -255,7 +255,24 @@ class PlanBuilder:
                     {"status": event["status"], "body": body or "", "content_type": content_type}
                 )
         self.plan.mocks = list(grouped.values())
-        if self.plan.mocks:
+        if not self.plan.mocks:
+            return
+        libraries = {
+            e.get("library")
+            for d in self.documents
+            for e in d.get("events") or ()
+            if e.get("type") == "http"
+        }
+        if self.plan.http_backend == "responses" and libraries - {"requests"}:
+            # responses only patches requests: httpx or urllib calls need httpretty.
+            self.plan.notes.append(
+                f"outbound calls through {', '.join(sorted(libraries - {'requests'}))} are mocked with httpretty"
+            )
+            self.plan.http_backend = "httpretty"
+        if self.plan.http_backend == "responses":
+            self.plan.imports.add("import responses")
+        else:
+            self.plan.http_backend = "httpretty"
             self.plan.imports.update({"import re", "import httpretty"})
 
     # --- one request ----------------------------------------------------------------------
@@ -732,7 +749,11 @@ class PlanBuilder:
         out = [
             Assertion(
                 "equal",
-                Code(f"[(r.method, r.url) for r in httpretty.latest_requests()[{start}:]]"),
+                Code(
+                    f"[(c.request.method, c.request.url) for c in responses.calls{f'[{start}:]' if start else ''}]"
+                    if self.plan.http_backend == "responses"
+                    else f"[(r.method, r.url) for r in {'sent' if start == 0 else f'sent[{start}:]'}]"
+                ),
                 literal(expected),
             )
         ]
@@ -744,7 +765,11 @@ class PlanBuilder:
                 out.append(
                     Assertion(
                         "equal",
-                        Code(f"json.loads(httpretty.latest_requests()[{start + offset}].body)"),
+                        Code(
+                            f"json.loads(responses.calls[{start + offset}].request.body)"
+                            if self.plan.http_backend == "responses"
+                            else f"json.loads(sent[{start + offset}].body)"
+                        ),
                         literal(sent["json"]),
                     )
                 )

@@ -92,13 +92,15 @@ class CallTracker:
         self.capture_locals = bool(recorder.config["CAPTURE_LOCALS"])
         self.limit = int(recorder.config["MAX_REPR_LENGTH"])
         self.max_locals = int(recorder.config["MAX_LOCALS"])
-        self.stacks: dict[int, list[int]] = {}
+        # (call id, frame) pairs: a return is matched to its own call, never to
+        # whatever happens to be on top.
+        self.stacks: dict[int, list[tuple[int, FrameType]]] = {}
         self.next_id = 0
         # Set on our first fault: call capture stops for the rest of the request.
         self.failed = False
-        # sys.setprofile only: suspended generator/coroutine frames and their
-        # call ids, and the offset a resumed one was resumed at.
+        # Generator and coroutine frames between a yield and their resumption.
         self.suspended: dict[FrameType, int] = {}
+        # sys.setprofile only: the offset a suspended frame was resumed at.
         self.resumed_at: dict[FrameType, int] = {}
 
     def fail(self) -> None:
@@ -109,18 +111,21 @@ class CallTracker:
             )
             self.recorder.faults.append("calls")
 
+    def _stack(self) -> list[tuple[int, FrameType]]:
+        return self.stacks.setdefault(threading.get_ident(), [])
+
     def on_call(self, frame: FrameType) -> None:
         recorder = self.recorder
         if recorder.mode is not None:
             return
-        stack = self.stacks.setdefault(threading.get_ident(), [])
+        stack = self._stack()
         self.next_id += 1
         call_id = self.next_id
         code = frame.f_code
         event: dict[str, Any] = {
             "type": "call",
             "id": call_id,
-            "parent": stack[-1] if stack else None,
+            "parent": stack[-1][0] if stack else None,
             "depth": len(stack),
             "function": code.co_qualname if hasattr(code, "co_qualname") else code.co_name,
             "module": frame.f_globals.get("__name__", ""),
@@ -129,7 +134,7 @@ class CallTracker:
         }
         if self.capture_locals:
             event["locals"] = safe_locals(frame.f_locals, self.limit, self.max_locals)
-        stack.append(call_id)
+        stack.append((call_id, frame))
         recorder.add(event)
 
     def on_return(
@@ -138,10 +143,11 @@ class CallTracker:
         recorder = self.recorder
         if recorder.mode is not None:
             return
+        self.suspended.pop(frame, None)
         stack = self.stacks.get(threading.get_ident())
-        if not stack:
-            return
-        call_id = stack.pop()
+        if not stack or stack[-1][1] is not frame:
+            return  # a frame whose call was not recorded
+        call_id, _frame = stack.pop()
         event: dict[str, Any] = {"type": "return", "id": call_id}
         if exception is not None:
             event["exception"] = (
@@ -152,6 +158,20 @@ class CallTracker:
         if self.capture_locals:
             event["locals"] = safe_locals(frame.f_locals, self.limit, self.max_locals)
         recorder.add(event)
+
+    def on_suspend(self, frame: FrameType) -> None:
+        """A generator or coroutine yielded: it leaves the stack, not the call tree."""
+        stack = self.stacks.get(threading.get_ident())
+        if stack and stack[-1][1] is frame:
+            self.suspended[frame] = stack.pop()[0]
+
+    def on_resume(self, frame: FrameType) -> bool:
+        """Put a suspended frame back on the stack; False if it was never recorded."""
+        call_id = self.suspended.pop(frame, None)
+        if call_id is None:
+            return False
+        self._stack().append((call_id, frame))
+        return True
 
 
 def _relative(filename: str) -> str:
@@ -200,6 +220,33 @@ def _mon_return(code: CodeType, offset: int, retval: Any) -> Any:
     return None
 
 
+def _mon_yield(code: CodeType, offset: int, retval: Any) -> Any:
+    decision = _project_code.get(code)
+    if decision is False:
+        return sys.monitoring.DISABLE
+    tracker = _tracker()
+    if tracker is not None and decision:
+        try:
+            tracker.on_suspend(sys._getframe(1))
+        except Exception:
+            tracker.fail()
+    return None
+
+
+def _mon_resume(code: CodeType, offset: int, *exception: BaseException) -> Any:
+    # PY_RESUME, and PY_THROW (a throw() into a suspended generator).
+    decision = _project_code.get(code)
+    if decision is False:
+        return sys.monitoring.DISABLE if not exception else None
+    tracker = _tracker()
+    if tracker is not None and decision:
+        try:
+            tracker.on_resume(sys._getframe(1))
+        except Exception:
+            tracker.fail()
+    return None
+
+
 def _mon_unwind(code: CodeType, offset: int, exception: BaseException) -> Any:
     if _project_code.get(code):
         tracker = _tracker()
@@ -225,7 +272,19 @@ def _monitoring_start() -> None:
         mon.register_callback(_tool_id, mon.events.PY_START, _mon_start)
         mon.register_callback(_tool_id, mon.events.PY_RETURN, _mon_return)
         mon.register_callback(_tool_id, mon.events.PY_UNWIND, _mon_unwind)
-    mon.set_events(_tool_id, mon.events.PY_START | mon.events.PY_RETURN | mon.events.PY_UNWIND)
+        mon.register_callback(_tool_id, mon.events.PY_YIELD, _mon_yield)
+        mon.register_callback(_tool_id, mon.events.PY_RESUME, _mon_resume)
+        mon.register_callback(_tool_id, mon.events.PY_THROW, _mon_resume)
+    events = mon.events
+    mon.set_events(
+        _tool_id,
+        events.PY_START
+        | events.PY_RETURN
+        | events.PY_UNWIND
+        | events.PY_YIELD
+        | events.PY_RESUME
+        | events.PY_THROW,
+    )
 
 
 def _monitoring_stop() -> None:
@@ -256,12 +315,9 @@ def _at_yield(frame: FrameType) -> bool:
 
 
 def _profile_call(tracker: CallTracker, frame: FrameType) -> None:
-    if frame.f_code.co_flags & _RESUMABLE:
-        call_id = tracker.suspended.pop(frame, None)
-        if call_id is not None:
-            tracker.stacks.setdefault(threading.get_ident(), []).append(call_id)
-            tracker.resumed_at[frame] = frame.f_lasti
-            return
+    if frame.f_code.co_flags & _RESUMABLE and tracker.on_resume(frame):
+        tracker.resumed_at[frame] = frame.f_lasti
+        return
     tracker.on_call(frame)
 
 
@@ -270,9 +326,7 @@ def _profile_return(tracker: CallTracker, frame: FrameType, value: Any) -> None:
         resumed_at = tracker.resumed_at.pop(frame, None)
         # Leaving at the yield it was resumed at means throw()/close() ended it.
         if _at_yield(frame) and resumed_at != frame.f_lasti:
-            stack = tracker.stacks.get(threading.get_ident())
-            if stack:
-                tracker.suspended[frame] = stack.pop()
+            tracker.on_suspend(frame)
             return
     tracker.on_return(frame, value)
 

@@ -1,0 +1,148 @@
+"""Section 1: request time through the test Client, in this process.
+
+Each round runs every configuration in turn (off, gen, full[, kolo], off, ...)
+on the same view; a figure is the median over rounds of the round's time
+divided by the same round's ``off`` time. The timed batch includes storing
+the traces (kolo_django stores in the request; Kolo's background saves are
+waited for before the clock stops).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .common import VIEW_LABELS, VIEWS, Table, median, quiet, ratio_text, verdict
+from .configs import CONFIGS, kolo_settings, middleware_for
+
+WARMUP = 10
+
+
+def saves() -> int:
+    from kolo_django import middleware
+
+    return middleware._saves
+
+
+def wait_for_kolo() -> None:
+    from kolo.core import wait_for_pending_saves
+
+    wait_for_pending_saves(timeout=120)
+
+
+def run_batch(config: str, path: str, requests: int) -> float:
+    """Seconds for ``requests`` GETs of ``path`` under ``config``."""
+    from django.conf import settings
+    from django.test import Client, override_settings
+
+    with override_settings(
+        MIDDLEWARE=middleware_for(config, settings.BASE_MIDDLEWARE),
+        KOLO_DJANGO=kolo_settings(config),
+    ):
+        # A new Client builds a new handler, which loads MIDDLEWARE afresh.
+        client = Client()
+        with quiet():
+            for _ in range(WARMUP):
+                client.get(path)
+            if config == "kolo":
+                wait_for_kolo()
+        before = saves()
+        started = time.perf_counter()
+        for _ in range(requests):
+            response = client.get(path)
+            if response.status_code != 200:
+                raise RuntimeError(f"{path} answered {response.status_code} under {config}")
+        if config == "kolo":
+            wait_for_kolo()
+        elapsed = time.perf_counter() - started
+        stored = saves() - before
+    if config in ("gen", "full") and stored != requests:
+        raise RuntimeError(f"{config}: {stored} traces stored for {requests} requests")
+    return elapsed
+
+
+def run(
+    *, rounds: int, requests: int, configs: list[str], views: list[str]
+) -> dict[str, Any]:
+    times: dict[str, dict[str, list[float]]] = {v: {c: [] for c in configs} for v in views}
+    for round_index in range(rounds):
+        for view in views:
+            for config in configs:
+                elapsed = run_batch(config, VIEWS[view], requests)
+                times[view][config].append(elapsed)
+        print(f"  section 1: round {round_index + 1}/{rounds} done", flush=True)
+    results: dict[str, Any] = {"rounds": rounds, "requests": requests, "views": {}}
+    for view in views:
+        per_config = {}
+        for config in configs:
+            ratios = [t / off for t, off in zip(times[view][config], times[view]["off"])]
+            per_config[config] = {
+                "seconds": times[view][config],
+                "ms_per_request": median(times[view][config]) / requests * 1000,
+                "ratios": ratios,
+                "ratio": median(ratios),
+            }
+        results["views"][view] = per_config
+    return results
+
+
+def targets(results: dict[str, Any], python: tuple[int, int]) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) rows for the summary."""
+    rows = []
+    for view, per_config in results["views"].items():
+        gen = per_config.get("gen")
+        if gen:
+            rows.append(
+                (f"gen-level ≤ ×1.3 ({view})", f"×{gen['ratio']:.2f}", gen["ratio"] <= 1.3)
+            )
+        full = per_config.get("full")
+        if full and python >= (3, 12):
+            rows.append(
+                (f"full ≤ ×1.5 on 3.12+ ({view})", f"×{full['ratio']:.2f}", full["ratio"] <= 1.5)
+            )
+        kolo = per_config.get("kolo")
+        if full and python < (3, 12):
+            if kolo:
+                rows.append(
+                    (
+                        f"full below Kolo 3.6.1 on 3.11 ({view})",
+                        f"×{full['ratio']:.2f} vs ×{kolo['ratio']:.2f}",
+                        full["ratio"] < kolo["ratio"],
+                    )
+                )
+            else:
+                rows.append(
+                    (
+                        f"full below Kolo 3.6.1 on 3.11 ({view})",
+                        f"×{full['ratio']:.2f}; kolo not installed",
+                        None,
+                    )
+                )
+    return rows
+
+
+def table(results: dict[str, Any], python: tuple[int, int]) -> Table:
+    t = Table(
+        f"1. Request time, test Client in one process "
+        f"({results['requests']} requests × {results['rounds']} rounds; "
+        "median over rounds, min–max in brackets)",
+        ["view", "configuration", "ms/request", "× off", "target"],
+    )
+    for view, per_config in results["views"].items():
+        for config, figures in per_config.items():
+            target = ""
+            if config == "gen":
+                target = f"≤ ×1.3: {verdict(figures['ratio'] <= 1.3)}"
+            elif config == "full" and python >= (3, 12):
+                target = f"≤ ×1.5: {verdict(figures['ratio'] <= 1.5)}"
+            elif config == "full" and "kolo" in per_config:
+                below = figures["ratio"] < per_config["kolo"]["ratio"]
+                target = f"below Kolo: {verdict(below)}"
+            t.add(
+                VIEW_LABELS[view],
+                CONFIGS[config],
+                f"{figures['ms_per_request']:.2f}",
+                "1.00" if config == "off" else ratio_text(figures["ratios"]),
+                target,
+            )
+    return t
