@@ -34,10 +34,10 @@ docs: install
 
 # The test suite (SQLite), with lint and the docs build.
 test: lint docs
-	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -p no:cacheprovider
 
 test-postgres: install
-	KOLO_TEST_DB=postgres $(BIN)/python -m pytest -n 2 -p no:cacheprovider
+	KOLO_TEST_DB=postgres $(BIN)/python -m pytest -n 2 --dist loadgroup -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) build $(EXAMPLE)/db.sqlite3 artifacts

@@ -80,6 +80,8 @@ class PlanBuilder:
         # (label, pk key) of rows created by a request -> variable after lookup.
         self.created_vars: dict[tuple[str, str], str] = {}
         self.var_names = {s.var for s in self.seeds.rows}
+        # The latest known values of rows the test creates or changes.
+        self.row_state: dict[tuple[str, str], dict[str, Any]] = {}
         self.mail_seen = 0
         self.http_seen = 0
 
@@ -149,6 +151,9 @@ class PlanBuilder:
             if isinstance(step, SeedRowStep):
                 step.assign = step.var in self.used_vars
         self.plan.seeds = _bulk(self.plan.seeds)
+        for block in self.plan.blocks:
+            for lookup in block.request.lookups:
+                lookup.assign = lookup.var in self.used_vars
         return self.plan
 
     def _databases(self) -> None:
@@ -554,6 +559,7 @@ class PlanBuilder:
                 self.use(code)
             lookups.append(LookupStep(var, self.model_name(write.model), filters))
             self.created_vars[key] = var
+            self.row_state[key] = dict(write.values)
         return lookups
 
     def _assertions(
@@ -645,16 +651,22 @@ class PlanBuilder:
             if write.op != "update" or key in created_keys or _skip_model(write.model):
                 continue
             seed = self.seeds.by_key.get(key)
-            if seed is None:
+            if seed is not None:
+                var, known = seed.var, seed.fields
+                before = self.row_state.get(key, seed.row.values)
+            elif key in self.created_vars and key in self.row_state:
+                # A row an earlier request of the flow created.
+                var, known, before = self.created_vars[key], {}, self.row_state[key]
+            else:
                 continue
-            before = seed.row.values
+            self.row_state[key] = {**before, **write.values}
             for f in write.model._meta.concrete_fields:
                 if f.primary_key or getattr(f, "auto_now", False) or f.attname not in write.values:
                     continue
                 after = write.values[f.attname]
                 if f.attname in before and decode_value(before[f.attname]) == decode_value(after):
                     continue
-                if f.attname not in before and f.attname in seed.fields:
+                if f.attname not in before and f.attname in known:
                     continue
                 if after == REDACTED or isinstance(f, models.FileField):
                     continue
@@ -662,9 +674,9 @@ class PlanBuilder:
                     write.trace_index, after
                 ):
                     continue
-                if seed.var not in refreshed:
-                    refreshed.add(seed.var)
-                    out.append(Assertion("refresh", Code(seed.var)))
+                if var not in refreshed:
+                    refreshed.add(var)
+                    out.append(Assertion("refresh", Code(var)))
                 if f.is_relation:
                     ref = (
                         self.ref_code(f.related_model, after)
@@ -673,16 +685,12 @@ class PlanBuilder:
                     )
                     if ref is None:
                         out.append(
-                            Assertion(
-                                "equal", Code(f"{seed.var}.{f.attname}"), from_trace(after, f)
-                            )
+                            Assertion("equal", Code(f"{var}.{f.attname}"), from_trace(after, f))
                         )
                     else:
-                        out.append(Assertion("equal", Code(f"{seed.var}.{f.name}"), ref))
+                        out.append(Assertion("equal", Code(f"{var}.{f.name}"), ref))
                 else:
-                    out.append(
-                        Assertion("equal", Code(f"{seed.var}.{f.name}"), from_trace(after, f))
-                    )
+                    out.append(Assertion("equal", Code(f"{var}.{f.name}"), from_trace(after, f)))
         for write in writes:
             if (
                 write.op == "delete"

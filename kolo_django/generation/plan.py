@@ -103,6 +103,7 @@ class LookupStep:
     var: str
     model: str
     filters: dict[str, Code]
+    assign: bool = True  # False: nothing refers to the row later; get() alone asserts it exists
     kind: str = "lookup"
 
 
