@@ -53,7 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.sections = [s for s in SECTIONS if s in chosen] if chosen else list(SECTIONS)
     if args.quick:
         args.rounds = 1
-        args.requests = 20
+        args.requests = 5
     if args.rounds < 1 or args.requests < 1 or args.threads < 1:
         parser.error("--rounds, --requests and --threads must be at least 1")
     return args
@@ -78,11 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
-    from .common import VIEWS, Environment, Table, verdict
+    from . import common
+    from .common import VIEWS, Environment, Table
     from .configs import kolo_available
     from .stub import StubServer
 
     python = sys.version_info[:2]
+    common.SMOKE = args.quick
+    warmup = 2 if args.quick else 10
     env = Environment()
     results: dict[str, Any] = {"args": {k: v for k, v in vars(args).items()}}
     summary: list[tuple[str, str, bool | None]] = []
@@ -107,7 +110,11 @@ def main(argv: list[str] | None = None) -> int:
 
                 configs = ["off", "gen", "full"] + (["kolo"] if with_kolo else [])
                 res = client.run(
-                    rounds=args.rounds, requests=args.requests, configs=configs, views=views
+                    rounds=args.rounds,
+                    requests=args.requests,
+                    configs=configs,
+                    views=views,
+                    warmup=warmup,
                 )
                 results["client"] = res
                 client.table(res, python).print()
@@ -127,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                     threads=args.threads,
                     configs=configs,
                     views=views,
+                    warmup=warmup,
                 )
                 results["server"] = res
                 server.table(res).print()
@@ -143,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             if "generation" in args.sections:
                 from . import traces
 
-                sizes = [100, 500] if args.quick else [100, 500, 1000, 2000, 5000]
+                sizes = [50, 200] if args.quick else [100, 500, 1000, 2000, 5000]
                 res = traces.run_generation(sizes, repeats=2 if args.quick else 3)
                 results["generation"] = res
                 for t in traces.generation_tables(res):
@@ -180,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
 
                 if admin.available():
                     res = admin.run(
-                        traces=300 if args.quick else 10_000,
-                        detail_events=1000 if args.quick else 5000,
+                        traces=200 if args.quick else 10_000,
+                        detail_events=400 if args.quick else 5000,
                         repeats=2 if args.quick else 10,
                     )
                     results["admin"] = res
@@ -205,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                 ["target", "measured", "verdict"],
             )
             for name, measured, ok in summary:
-                t.add(name, measured, "n/a" if args.quick else verdict(ok))
+                t.add(name, measured, common.verdict(ok))
             t.print()
         results["summary"] = [
             {"target": n, "measured": m, "met": None if args.quick else ok} for n, m, ok in summary

@@ -30,7 +30,7 @@ def wait_for_kolo() -> None:
     wait_for_pending_saves(timeout=120)
 
 
-def run_batch(config: str, path: str, requests: int) -> float:
+def run_batch(config: str, path: str, requests: int, warmup: int = WARMUP) -> float:
     """Seconds for ``requests`` GETs of ``path`` under ``config``."""
     from django.conf import settings
     from django.test import Client, override_settings
@@ -42,7 +42,7 @@ def run_batch(config: str, path: str, requests: int) -> float:
         # A new Client builds a new handler, which loads MIDDLEWARE afresh.
         client = Client()
         with quiet():
-            for _ in range(WARMUP):
+            for _ in range(warmup):
                 client.get(path)
             if config == "kolo":
                 wait_for_kolo()
@@ -62,13 +62,13 @@ def run_batch(config: str, path: str, requests: int) -> float:
 
 
 def run(
-    *, rounds: int, requests: int, configs: list[str], views: list[str]
+    *, rounds: int, requests: int, configs: list[str], views: list[str], warmup: int = WARMUP
 ) -> dict[str, Any]:
     times: dict[str, dict[str, list[float]]] = {v: {c: [] for c in configs} for v in views}
     for round_index in range(rounds):
         for view in views:
             for config in configs:
-                elapsed = run_batch(config, VIEWS[view], requests)
+                elapsed = run_batch(config, VIEWS[view], requests, warmup)
                 times[view][config].append(elapsed)
         print(f"  section 1: round {round_index + 1}/{rounds} done", flush=True)
     results: dict[str, Any] = {"rounds": rounds, "requests": requests, "views": {}}

@@ -94,11 +94,11 @@ def hammer(url: str, requests_total: int, threads: int) -> tuple[float, int]:
     return requests_total / elapsed, sum(errors)
 
 
-def warm(url: str) -> None:
+def warm(url: str, count: int) -> None:
     import requests
 
     with requests.Session() as session:
-        for _ in range(WARMUP):
+        for _ in range(count):
             session.get(url, timeout=60)
 
 
@@ -110,6 +110,7 @@ def run(
     threads: int,
     configs: list[str],
     views: list[str],
+    warmup: int = WARMUP,
 ) -> dict[str, Any]:
     rps: dict[str, dict[str, list[float]]] = {v: {c: [] for c in configs} for v in views}
     errors: dict[str, int] = {c: 0 for c in configs}
@@ -120,7 +121,7 @@ def run(
             try:
                 for view in views:
                     url = server.base + VIEWS[view]
-                    warm(url)
+                    warm(url, warmup)
                     value, failed = hammer(url, requests, threads)
                     rps[view][config].append(value)
                     errors[config] += failed
@@ -128,7 +129,7 @@ def run(
                 saved = server.stop()
             stored[config].append(saved)
         print(f"  section 2: round {round_index + 1}/{rounds} done", flush=True)
-    expected = len(views) * (requests + WARMUP)
+    expected = len(views) * (requests + warmup)
     results: dict[str, Any] = {
         "rounds": rounds,
         "requests": requests,

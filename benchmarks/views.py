@@ -27,8 +27,8 @@ def heavy(request: HttpRequest) -> JsonResponse:
     forecast = fetch_forecast()
     lists = {todo_list.pk: todo_list for todo_list in TodoList.objects.all()}
     tags = {tag.slug: tag for tag in Tag.objects.all()}
-    todos = list(Todo.objects.select_related("todo_list").order_by("id")[:HEAVY_TODOS])
-    summaries = [summarise(todo, forecast) for todo in todos]
+    todos = list(Todo.objects.order_by("id")[:HEAVY_TODOS])
+    summaries = [summarise(todo, lists, forecast) for todo in todos]
     open_count = Todo.objects.filter(done=False).count()
     has_urgent = Todo.objects.filter(tags__slug="urgent").exists()
     return JsonResponse(
@@ -39,7 +39,7 @@ def heavy(request: HttpRequest) -> JsonResponse:
             "open": open_count,
             "urgent": has_urgent,
             "todos": summaries,
-            "total_score": total(summary["score"] for summary in summaries),
+            "total_score": round(sum(summary["score"] for summary in summaries), 3),
         }
     )
 
@@ -50,14 +50,13 @@ def fetch_forecast() -> dict[str, Any]:
     return response.json()
 
 
-def summarise(todo: Todo, forecast: dict[str, Any]) -> dict[str, Any]:
+def summarise(todo: Todo, lists: dict[int, TodoList], forecast: dict[str, Any]) -> dict[str, Any]:
     # todo.tags.all(): one query a todo, the N+1 a real page often has.
     tag_slugs = [tag.slug for tag in todo.tags.all()]
-    words = title_words(todo.title)
     return {
         "id": todo.pk,
-        "title": headline(words),
-        "list": list_label(todo),
+        "title": title_words(todo.title),
+        "list": lists[todo.todo_list_id].name,
         "tags": tag_slugs,
         "score": score(todo, tag_slugs, forecast),
     }
@@ -71,31 +70,15 @@ def normalise(word: str) -> str:
     return word.strip("#").lower()
 
 
-def headline(words: list[str]) -> str:
-    return " ".join(capitalise(word) for word in words)
-
-
-def capitalise(word: str) -> str:
-    return word[:1].upper() + word[1:]
-
-
-def list_label(todo: Todo) -> str:
-    return f"{todo.todo_list.name} ({colour_name(str(todo.todo_list.color))})"
-
-
-def colour_name(hex_value: str) -> str:
-    return {"#336699": "blue", "#cc3300": "red", "#2e8b57": "green"}.get(hex_value, "other")
-
-
 def score(todo: Todo, tag_slugs: list[str], forecast: dict[str, Any]) -> float:
     weights = [
         priority_weight(todo.priority),
         due_weight(todo.due_date),
         estimate_weight(todo.estimate_hours),
         tag_weight(tag_slugs),
-        weather_weight(forecast),
+        0.2 if forecast.get("rain") else 0.0,
     ]
-    return round(clamp(total(weights)), 3)
+    return round(clamp(sum(weights)), 3)
 
 
 def priority_weight(priority: int) -> float:
@@ -113,19 +96,11 @@ def estimate_weight(hours: Decimal) -> float:
 
 
 def tag_weight(tag_slugs: list[str]) -> float:
-    return sum(0.5 if slug == "urgent" else 0.1 for slug in tag_slugs)
-
-
-def weather_weight(forecast: dict[str, Any]) -> float:
-    return 0.2 if forecast.get("rain") else 0.0
+    return len(tag_slugs) * 0.1 + (0.5 if "urgent" in tag_slugs else 0.0)
 
 
 def clamp(value: float) -> float:
     return max(0.0, min(value, 10.0))
-
-
-def total(values: Any) -> float:
-    return float(sum(values))
 
 
 def queries(request: HttpRequest) -> JsonResponse:

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlparse
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -153,6 +154,12 @@ class TraceAdmin(admin.ModelAdmin):
     def stored_size(self, obj: Trace) -> str:
         return filesizeformat(obj.size)
 
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra = {"prune_url": self._url("prune") if self.has_delete_permission(request) else ""}
+        return super().changelist_view(request, {**extra, **(extra_context or {})})
+
     def response_delete(self, request: HttpRequest, obj_display: str, obj_id: Any) -> Any:
         # The default goes to the admin index when change is not allowed.
         response = super().response_delete(request, obj_display, obj_id)
@@ -217,6 +224,7 @@ class TraceAdmin(admin.ModelAdmin):
             "has_delete_permission": self.has_delete_permission(request, obj),
             "media": self.media,
             "styles": STYLES,
+            "form_hidden": [],
             **(extra_context or {}),
         }
         if document is not None:
@@ -338,8 +346,9 @@ class TraceAdmin(admin.ModelAdmin):
             "title": f"Generate a test from {len(ids)} trace{'s' if len(ids) != 1 else ''}",
             "traces": rows,
             "problems": problems,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
             "styles": STYLES,
+            "form_hidden": [("action", "generate_test")]
+            + [(ACTION_CHECKBOX_NAME, pk) for pk in ids],
             "media": self.media,
             "style": default_style(),
             "generated": None,

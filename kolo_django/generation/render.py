@@ -13,6 +13,8 @@ from .plan import Plan
 
 BUILTIN_DIR = Path(__file__).parent / "templates"
 STYLES = ("unittest", "pytest")
+# Built-in templates that --template may name without a path.
+BUILTIN_TEMPLATES = ("unittest", "pytest", "request_factory")
 STDLIB = {"base64", "datetime", "decimal", "json", "re", "uuid", "unittest", "urllib"}
 THIRD_PARTY = {
     "httpretty",
@@ -43,10 +45,34 @@ def environment(extra_dirs: list[str] = ()) -> jinja2.Environment:  # type: igno
     return env
 
 
+def features() -> dict[str, bool]:
+    """What the project has, for templates that set up requests themselves."""
+    from django.apps import apps
+
+    return {
+        "sessions": apps.is_installed("django.contrib.sessions"),
+        "messages": apps.is_installed("django.contrib.messages"),
+    }
+
+
 def style_imports(plan: Plan, style: str) -> set[str]:
     imports = set(plan.imports)
     ops = {a.op for block in plan.blocks for a in block.assertions}
-    if style == "unittest":
+    if style == "request_factory":
+        imports.update(
+            {"from django.test import RequestFactory, TestCase", "from django.urls import resolve"}
+        )
+        if any("response.json()" in a.left.text for block in plan.blocks for a in block.assertions):
+            imports.add("import json")
+        if features()["sessions"]:
+            imports.add("from django.contrib.sessions.middleware import SessionMiddleware")
+        if features()["messages"]:
+            imports.add("from django.contrib.messages.middleware import MessageMiddleware")
+        if any(
+            not any(s.kind == "login" and s.user for s in block.pre_steps) for block in plan.blocks
+        ):
+            imports.add("from django.contrib.auth.models import AnonymousUser")
+    elif style == "unittest":
         imports.add("from django.test import TestCase")
     else:
         imports.add("import pytest")
@@ -84,6 +110,8 @@ def render(
 ) -> str:
     extra_dirs: list[str] = []
     name = f"kolo_django/{style}.py.j2"
+    if template in BUILTIN_TEMPLATES:
+        name, template = f"kolo_django/{template}.py.j2", None
     if template:
         path = Path(template)
         if not path.is_file():
@@ -93,7 +121,12 @@ def render(
     env = environment(extra_dirs)
     try:
         tmpl = env.get_template(name)
-        code = tmpl.render(plan=plan, style=style, imports=import_block(style_imports(plan, style)))
+        imports = style_imports(
+            plan, "request_factory" if name.endswith("request_factory.py.j2") else style
+        )
+        code = tmpl.render(
+            plan=plan, style=style, imports=import_block(imports), features=features()
+        )
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateProblem(
             f"template {exc.filename or name}, line {exc.lineno}: {exc.message}"
