@@ -283,7 +283,10 @@ def _field_codes(
                 codes[f.name] = code
             continue
         decoded = decode_value(value)
-        if _is_default(f, decoded) and seed.factory is None:
+        declared = seed.factory is not None and f.name in getattr(
+            seed.factory.factory._meta, "declarations", {}
+        )
+        if _is_default(f, decoded) and not declared:
             continue
         if seed.factory is not None and _factory_produces(seed.factory, f.name, decoded):
             continue
