@@ -42,6 +42,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-kolo", action="store_true", help="leave Kolo out even if installed")
     parser.add_argument("--json", metavar="PATH", help="also write every raw figure as JSON")
+    parser.add_argument(
+        "--db-dir",
+        metavar="DIR",
+        help="where the throwaway SQLite file goes (default: the system temp dir); "
+        "/dev/shm takes the disk's fsync out of the figures",
+    )
     args = parser.parse_args(argv)
     chosen: list[str] = []
     for item in args.only or []:
@@ -59,9 +65,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def machine() -> dict[str, Any]:
+def machine(env: Any) -> dict[str, Any]:
+    import subprocess
+
     import django
 
+    from .common import commit_latency_ms, repo_root
     from .configs import kolo_version
 
     return {
@@ -71,6 +80,16 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
         "kolo": kolo_version(),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=repo_root(),
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        or "?",
+        "db_dir": str(env.dir),
+        "sqlite_commit_ms": commit_latency_ms(env.dir),
     }
 
 
@@ -86,13 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     python = sys.version_info[:2]
     common.SMOKE = args.quick
     warmup = 2 if args.quick else 10
-    env = Environment()
+    env = Environment(args.db_dir)
     results: dict[str, Any] = {"args": {k: v for k, v in vars(args).items()}}
     summary: list[tuple[str, str, bool | None]] = []
     try:
         with StubServer() as stub:
             env.setup_django(stub.url)
-            info = machine()
+            info = machine(env)
             results["machine"] = info
             with_kolo = kolo_available() and not args.no_kolo
             print(
@@ -100,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"Django {info['django']}, {info['cpus']} CPUs, {info['platform']}; "
                 f"Kolo: {info['kolo'] + ' (compared)' if with_kolo else 'not installed'}"
                 + (" (--no-kolo)" if info["kolo"] and args.no_kolo else ""),
+                flush=True,
+            )
+            print(
+                f"kolo_django at {info['commit']}; SQLite file in {info['db_dir']}, "
+                f"where one insert + commit takes {info['sqlite_commit_ms']:.2f} ms",
                 flush=True,
             )
             print(flush=True)
@@ -146,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
                 results["size"] = res
                 traces.sizes_table(res).print()
                 list_full = res["list/full"]["stored_bytes"]
-                summary.append(("list-view trace ≤ 6 KB (full)", f"{list_full:,} B", list_full <= 6144))
+                summary.append(
+                    ("list-view trace ≤ 6 KB (full)", f"{list_full:,} B", list_full <= 6144)
+                )
 
             if "generation" in args.sections:
                 from . import traces
@@ -209,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if summary:
             t = Table(
-                "Targets" + (" (--quick: a smoke run, figures are not meaningful)" if args.quick else ""),
+                "Targets"
+                + (" (--quick: a smoke run, figures are not meaningful)" if args.quick else ""),
                 ["target", "measured", "verdict"],
             )
             for name, measured, ok in summary:

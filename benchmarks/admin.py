@@ -17,6 +17,7 @@ def available() -> bool:
     if importlib.util.find_spec("kolo_django.admin") is None:
         return False
     from django.contrib import admin
+
     from kolo_django.models import Trace
 
     return admin.site.is_registered(Trace)
@@ -69,6 +70,7 @@ def run(*, traces: int, detail_events: int, repeats: int) -> dict[str, Any]:
     from django.contrib.auth import get_user_model
     from django.test import Client
     from django.urls import reverse
+
     from kolo_django.models import Trace
 
     template = record(LIST_PATH, "full")
@@ -86,10 +88,13 @@ def run(*, traces: int, detail_events: int, repeats: int) -> dict[str, Any]:
     client = Client()
     client.force_login(get_user_model().objects.get(username="alice"))
     results: dict[str, Any] = {"traces": Trace.objects.count()}
-    times, status, size = timed_get(
-        client, reverse("admin:kolo_django_trace_changelist"), repeats
-    )
-    results["changelist"] = {"seconds": times, "median_ms": median(times) * 1000, "status": status, "bytes": size}
+    times, status, size = timed_get(client, reverse("admin:kolo_django_trace_changelist"), repeats)
+    results["changelist"] = {
+        "seconds": times,
+        "median_ms": median(times) * 1000,
+        "status": status,
+        "bytes": size,
+    }
     times, status, size = timed_get(
         client, reverse("admin:kolo_django_trace_change", args=[big.pk]), repeats
     )

@@ -18,6 +18,44 @@ from .configs import CONFIGS, kolo_settings, middleware_for
 WARMUP = 10
 
 
+class Phases:
+    """Time spent in the middleware's two end-of-request steps, by wrapping
+    them on the class for this process: building the document (request and
+    response capture, redaction) and storing it (compress, insert, commit,
+    prune). What is left of the overhead is capture during the request."""
+
+    def __init__(self) -> None:
+        self.totals = {"finish": 0.0, "store": 0.0}
+        self._installed = False
+
+    def install(self) -> None:
+        if self._installed:
+            return
+        from kolo_django.middleware import KoloMiddleware
+
+        for phase, attr in (("finish", "_finish"), ("store", "_store")):
+            setattr(KoloMiddleware, attr, self._timed(phase, getattr(KoloMiddleware, attr)))
+        self._installed = True
+
+    def _timed(self, phase: str, method: Any) -> Any:
+        totals = self.totals
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                totals[phase] += time.perf_counter() - started
+
+        return timed
+
+    def snapshot(self) -> dict[str, float]:
+        return dict(self.totals)
+
+
+PHASES = Phases()
+
+
 def saves() -> int:
     from kolo_django import middleware
 
@@ -30,8 +68,27 @@ def wait_for_kolo() -> None:
     wait_for_pending_saves(timeout=120)
 
 
-def run_batch(config: str, path: str, requests: int, warmup: int = WARMUP) -> float:
-    """Seconds for ``requests`` GETs of ``path`` under ``config``."""
+def drain_kolo_emits() -> None:
+    """Wait, off the clock, for Kolo's auto-emit subprocesses (it turns saved
+    traces into text files in a separate process, at most every 0.5 s), so
+    that they do not run into the next configuration's batch."""
+    from kolo import core
+
+    timer = getattr(core, "_auto_emit_followup_timer", None)
+    if timer is not None:
+        timer.join(timeout=60)
+    for child in list(getattr(core, "_auto_emit_children", [])):
+        try:
+            child.wait(timeout=60)
+        except Exception:
+            pass
+
+
+def run_batch(
+    config: str, path: str, requests: int, warmup: int = WARMUP
+) -> tuple[float, dict[str, float]]:
+    """Seconds for ``requests`` GETs of ``path`` under ``config``, and the
+    seconds of it spent in each end-of-request phase."""
     from django.conf import settings
     from django.test import Client, override_settings
 
@@ -47,6 +104,7 @@ def run_batch(config: str, path: str, requests: int, warmup: int = WARMUP) -> fl
             if config == "kolo":
                 wait_for_kolo()
         before = saves()
+        phases_before = PHASES.snapshot()
         started = time.perf_counter()
         for _ in range(requests):
             response = client.get(path)
@@ -56,31 +114,43 @@ def run_batch(config: str, path: str, requests: int, warmup: int = WARMUP) -> fl
             wait_for_kolo()
         elapsed = time.perf_counter() - started
         stored = saves() - before
+        phases = {k: v - phases_before[k] for k, v in PHASES.snapshot().items()}
+        if config == "kolo":
+            drain_kolo_emits()
     if config in ("gen", "full") and stored != requests:
         raise RuntimeError(f"{config}: {stored} traces stored for {requests} requests")
-    return elapsed
+    return elapsed, phases
 
 
 def run(
     *, rounds: int, requests: int, configs: list[str], views: list[str], warmup: int = WARMUP
 ) -> dict[str, Any]:
+    PHASES.install()
     times: dict[str, dict[str, list[float]]] = {v: {c: [] for c in configs} for v in views}
+    phases: dict[str, dict[str, list[dict[str, float]]]] = {
+        v: {c: [] for c in configs} for v in views
+    }
     for round_index in range(rounds):
         for view in views:
             for config in configs:
-                elapsed = run_batch(config, VIEWS[view], requests, warmup)
+                elapsed, spent = run_batch(config, VIEWS[view], requests, warmup)
                 times[view][config].append(elapsed)
+                phases[view][config].append(spent)
         print(f"  section 1: round {round_index + 1}/{rounds} done", flush=True)
     results: dict[str, Any] = {"rounds": rounds, "requests": requests, "views": {}}
     for view in views:
         per_config = {}
         for config in configs:
-            ratios = [t / off for t, off in zip(times[view][config], times[view]["off"])]
+            ratios = [
+                t / off for t, off in zip(times[view][config], times[view]["off"], strict=True)
+            ]
             per_config[config] = {
                 "seconds": times[view][config],
                 "ms_per_request": median(times[view][config]) / requests * 1000,
                 "ratios": ratios,
                 "ratio": median(ratios),
+                "finish_ms": median([p["finish"] for p in phases[view][config]]) / requests * 1000,
+                "store_ms": median([p["store"] for p in phases[view][config]]) / requests * 1000,
             }
         results["views"][view] = per_config
     return results
@@ -92,9 +162,7 @@ def targets(results: dict[str, Any], python: tuple[int, int]) -> list[tuple[str,
     for view, per_config in results["views"].items():
         gen = per_config.get("gen")
         if gen:
-            rows.append(
-                (f"gen-level ≤ ×1.3 ({view})", f"×{gen['ratio']:.2f}", gen["ratio"] <= 1.3)
-            )
+            rows.append((f"gen-level ≤ ×1.3 ({view})", f"×{gen['ratio']:.2f}", gen["ratio"] <= 1.3))
         full = per_config.get("full")
         if full and python >= (3, 12):
             rows.append(
@@ -126,7 +194,7 @@ def table(results: dict[str, Any], python: tuple[int, int]) -> Table:
         f"1. Request time, test Client in one process "
         f"({results['requests']} requests × {results['rounds']} rounds; "
         "median over rounds, min–max in brackets)",
-        ["view", "configuration", "ms/request", "× off", "target"],
+        ["view", "configuration", "ms/request", "× off", "document ms", "store ms", "target"],
     )
     for view, per_config in results["views"].items():
         for config, figures in per_config.items():
@@ -143,6 +211,8 @@ def table(results: dict[str, Any], python: tuple[int, int]) -> Table:
                 CONFIGS[config],
                 f"{figures['ms_per_request']:.2f}",
                 "1.00" if config == "off" else ratio_text(figures["ratios"]),
+                f"{figures['finish_ms']:.2f}" if config in ("gen", "full") else "",
+                f"{figures['store_ms']:.2f}" if config in ("gen", "full") else "",
                 target,
             )
     return t

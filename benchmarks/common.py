@@ -23,8 +23,8 @@ class Environment:
     """A temporary directory holding the SQLite file and Kolo's .kolo folder,
     plus the environment variables a server subprocess needs."""
 
-    def __init__(self) -> None:
-        self.tmp = tempfile.TemporaryDirectory(prefix="kolo-bench-")
+    def __init__(self, parent: str | None = None) -> None:
+        self.tmp = tempfile.TemporaryDirectory(prefix="kolo-bench-", dir=parent)
         self.dir = Path(self.tmp.name)
         self.db = self.dir / "bench.sqlite3"
         self.api_url = ""
@@ -77,6 +77,29 @@ class Environment:
             self.tmp.cleanup()
 
 
+def commit_latency_ms(directory: Path, commits: int = 20) -> float:
+    """Median time of a small SQLite insert + commit in ``directory``: the
+    fsync every stored trace pays, which varies a lot between disks."""
+    import sqlite3
+    import time
+
+    path = directory / "commit-probe.sqlite3"
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("CREATE TABLE probe (data BLOB)")
+        connection.commit()
+        times = []
+        for _ in range(commits):
+            started = time.perf_counter()
+            connection.execute("INSERT INTO probe VALUES (?)", (os.urandom(8000),))
+            connection.commit()
+            times.append(time.perf_counter() - started)
+    finally:
+        connection.close()
+        path.unlink()
+    return median(times) * 1000
+
+
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
@@ -125,7 +148,7 @@ class Table:
             for i, cell in enumerate(row):
                 widths[i] = max(widths[i], len(cell))
         lines = [self.title]
-        fmt = "  ".join("{:<%d}" % w for w in widths)
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
         lines.append(fmt.format(*self.headers).rstrip())
         lines.append("  ".join("-" * w for w in widths))
         for row in self.rows:

@@ -69,7 +69,10 @@ def hammer(url: str, requests_total: int, threads: int) -> tuple[float, int]:
     and how many answered other than 200."""
     import requests
 
-    share = [requests_total // threads + (1 if i < requests_total % threads else 0) for i in range(threads)]
+    share = [
+        requests_total // threads + (1 if i < requests_total % threads else 0)
+        for i in range(threads)
+    ]
     errors = [0] * threads
     barrier = threading.Barrier(threads + 1)
 
@@ -142,7 +145,9 @@ def run(
     for view in views:
         per_config = {}
         for config in configs:
-            ratios = [r / base for r, base in zip(rps[view][config], rps[view]["absent"])]
+            ratios = [
+                r / base for r, base in zip(rps[view][config], rps[view]["absent"], strict=True)
+            ]
             per_config[config] = {
                 "rps": rps[view][config],
                 "median_rps": median(rps[view][config]),
@@ -158,7 +163,15 @@ def table(results: dict[str, Any]) -> Table:
         f"2. Threaded server (Django's ThreadedWSGIServer in a subprocess), "
         f"{results['threads']} client threads, {results['requests']} requests × "
         f"{results['rounds']} rounds; requests/s, median over rounds",
-        ["view", "configuration", "req/s", "throughput vs absent", "slowdown", "errors", "traces stored"],
+        [
+            "view",
+            "configuration",
+            "req/s",
+            "throughput vs absent",
+            "slowdown",
+            "errors",
+            "traces stored",
+        ],
     )
     expected = results["traces_expected_per_round"]
     for view, per_config in results["views"].items():

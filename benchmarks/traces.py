@@ -14,6 +14,7 @@ def record(path: str, config: str, **extra: Any) -> Any:
     """Request ``path`` once under ``config``; the stored Trace."""
     from django.conf import settings
     from django.test import Client, override_settings
+
     from kolo_django.models import Trace
 
     with override_settings(
@@ -166,7 +167,16 @@ def generation_tables(results: dict[str, Any]) -> list[Table]:
     heavy = results["heavy"]
     first = Table(
         "4a. Generation (unittest style) of the heavy view's full-capture trace, after Django setup",
-        ["trace", "events", "calls", "queries", "first call s", "median s (next runs)", "lines", "target"],
+        [
+            "trace",
+            "events",
+            "calls",
+            "queries",
+            "first call s",
+            "median s (next runs)",
+            "lines",
+            "target",
+        ],
     )
     first.add(
         "heavy /bench/heavy/",
@@ -207,4 +217,3 @@ def linearity(results: dict[str, Any]) -> float | None:
         return None
     per_query = [r["us_per_query"] for r in rows]
     return max(per_query) / min(per_query)
-

@@ -15,7 +15,9 @@ from kolo_django.checks import MIDDLEWARE_PATH, check_middleware, check_settings
 def kolo_ids() -> list[str]:
     """What ``manage.py check`` would report (the suite's settings silence W001)."""
     return sorted(
-        m.id for m in run_checks(tags=[Tags.compatibility]) if str(m.id).startswith("kolo_django.") and not m.is_silenced()
+        m.id
+        for m in run_checks(tags=[Tags.compatibility])
+        if str(m.id).startswith("kolo_django.") and not m.is_silenced()
     )
 
 

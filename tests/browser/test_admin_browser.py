@@ -115,6 +115,7 @@ def test_log_in_filter_open_expand_generate(
     page.wait_for_url("**q=**")
     assert rows.count() == 1  # /todos/new/ redirected, /todos/999999/ was a 404
     rows.first.locator("th a").click()
+    page.wait_for_timeout(3000); print("URL", page.url, rows.first.inner_html()); shot(page, "debug")
     page.wait_for_url(lambda url: f"/{recorded['/todos/']}/change/" in url)
     assert page.locator("#request").inner_text().count("/todos/") >= 1
     shot(page, "trace-detail")

@@ -26,6 +26,24 @@ from .mutations import CONTROLS, MUTATIONS
 from .scenarios import FIXED_SECRETS, SCENARIOS, Session
 
 STYLES = ("unittest", "pytest")
+# Scenarios generated a second time with every hook of KOLO_DJANGO in use.
+HOOKED = ("list", "detail", "create", "update", "api_create", "flow")
+HOOKED_SUFFIX = "_hooks"
+
+
+def hook_options(style: str) -> dict[str, Any]:
+    """Factories, a field parser, two processors and a team template extending
+    the built-in one, as example/settings_hooks.py configures them."""
+    return {
+        "factories": [
+            {"path": "todos.factories.UserFactory"},
+            {"path": "todos.factories.TodoListFactory", "pk": True},
+            {"path": "todos.factories.TodoFactory", "pk": True},
+        ],
+        "parsers": {"todos.fields.ColorField": "todos.generation.parse_color"},
+        "processors": ["todos.generation.recorded_prefix", "todos.generation.ticket_docstring"],
+        "template": str(proj.EXAMPLE / "kolo_templates" / f"{style}_team.py.j2"),
+    }
 
 
 @dataclass
@@ -145,6 +163,19 @@ def record_and_generate(
                         generated[name].problem += (
                             f"generation ({style}) failed:\n" + traceback.format_exc()
                         )
+                if name in HOOKED:
+                    hooked = generated.setdefault(
+                        name + HOOKED_SUFFIX, Generated(name + HOOKED_SUFFIX)
+                    )
+                    for style in STYLES:
+                        try:
+                            hooked.sources[style] = generate(
+                                docs, style=style, **hook_options(style)
+                            )[0]
+                        except Exception:
+                            hooked.problem += (
+                                f"generation ({style}) failed:\n" + traceback.format_exc()
+                            )
         raise _Rollback
     return generated, {s for s in secrets if s}
 
@@ -161,7 +192,7 @@ def run_all(base: Path, django_db_blocker: Any) -> ScenarioRun:
     with django_db_blocker.unblock(), stub_api() as api_url:
         baseline = proj.build_project(base / "baseline", api_url)
         generated, secrets = record_and_generate(api_url, base / "recording-media", baseline)
-    _write(baseline, generated, list(SCENARIOS))
+    _write(baseline, generated, list(generated))
 
     jobs: dict[Any, Any] = {
         "unittest": lambda: proj.run_unittest(baseline, "base_u"),

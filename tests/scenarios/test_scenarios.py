@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from . import project as proj
-from .harness import STYLES, ScenarioRun
+from .harness import HOOKED, HOOKED_SUFFIX, STYLES, ScenarioRun
 from .mutations import CONTROLS, MUTATIONS, cases
 from .scenarios import SCENARIOS
 
@@ -56,6 +56,23 @@ def test_generated_test_passes(scenario_run: ScenarioRun, scenario: str, style: 
             f"--- generated code ({package}/{module}.py) ---\n{_excerpt(source)}",
             pytrace=False,
         )
+
+
+@pytest.mark.parametrize("style", STYLES)
+@pytest.mark.parametrize("scenario", HOOKED)
+def test_generated_test_with_hooks_passes(
+    scenario_run: ScenarioRun, scenario: str, style: str
+) -> None:
+    """Factories, a field parser, processors and a team template change the code,
+    and the test still passes."""
+    name = scenario + HOOKED_SUFFIX
+    source = _generated(scenario_run, name)[style]
+    assert '"""Recorded by kolo_django and reviewed by the todos team.' in source
+    assert "Factory.create(" in source and "from todos.factories import" in source
+    if style == "unittest":
+        assert "class Recorded" in source
+    outcome = scenario_run.outcome(style, name)
+    assert outcome.passed, f"{outcome.status}:\n{outcome.detail}\n\n{_excerpt(source)}"
 
 
 @pytest.mark.parametrize("style", STYLES)
