@@ -13,12 +13,13 @@ import json
 import logging
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import sqlparse
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
@@ -94,7 +95,7 @@ class TraceAdmin(admin.ModelAdmin):
         "short_path",
         "status",
         "duration",
-        "query_count",
+        "queries",
         "stored_size",
         "created_at",
     )
@@ -145,6 +146,10 @@ class TraceAdmin(admin.ModelAdmin):
             obj.status_code // 100,
             obj.status_code,
         )
+
+    @admin.display(description="queries", ordering="query_count")
+    def queries(self, obj: Trace) -> int:
+        return obj.query_count
 
     @admin.display(description="duration", ordering="duration_ms")
     def duration(self, obj: Trace) -> str:
@@ -244,7 +249,7 @@ class TraceAdmin(admin.ModelAdmin):
                     [document],
                     data.get("style"),
                     verify_asked=request.method == "POST" and bool(data.get("verify")),
-                    download_url=self._url("download", obj.pk),
+                    download_url=self._url("download", quote(obj.pk)),
                 )
             )
         request.current_app = self.admin_site.name
@@ -589,9 +594,8 @@ def present_request(request: dict[str, Any]) -> dict[str, Any]:
     query_string = request.get("query_string") or ""
     return {
         "method": request.get("method") or "",
-        "url": "{}://{}{}{}".format(
-            request.get("scheme") or "http",
-            request.get("host") or "",
+        "url": "{}{}{}".format(
+            f"{request.get('scheme') or 'http'}://{request['host']}" if request.get("host") else "",
             request.get("path") or "",
             f"?{query_string}" if query_string else "",
         ),
@@ -668,8 +672,8 @@ def build_timeline(events: list[Any], page_number: Any, type_filter: Any) -> dic
         (i, e) for i, e in enumerate(events) if not type_filter or e.get("type") == type_filter
     ]
     page = Paginator(indexed, EVENTS_PER_PAGE).get_page(page_number)
-    sql_format = SqlFormatter()
-    shown = [present_event(i, e, depths[i], calls, sql_format) for i, e in page.object_list]
+    tools = _PageTools(calls, SqlFormatter())
+    shown = [present_event(i, e, depths[i], tools) for i, e in page.object_list]
     return {
         "events": shown,
         "page": page,
@@ -677,7 +681,7 @@ def build_timeline(events: list[Any], page_number: Any, type_filter: Any) -> dic
         "counts": sorted(counts.items(), key=lambda kv: -kv[1]),
         "total": len(events),
         "type": type_filter,
-        "sql_unformatted": sql_format.skipped,
+        "sql_unformatted": tools.format_sql.skipped,
     }
 
 
@@ -709,12 +713,16 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and value >= 0 else 0
 
 
+@dataclass
+class _PageTools:
+    """What presenting one event may need beyond the event itself."""
+
+    calls: dict[Any, dict[str, Any]]  # call events by id, for their returns
+    format_sql: SqlFormatter
+
+
 def present_event(
-    index: int,
-    event: dict[str, Any],
-    depth: int,
-    calls: dict[Any, dict[str, Any]],
-    sql_format: SqlFormatter,
+    index: int, event: dict[str, Any], depth: int, page: _PageTools
 ) -> dict[str, Any]:
     kind = str(event.get("type"))
     t = event.get("t")
@@ -725,11 +733,11 @@ def present_event(
         "indent": min(depth, 40),
     }
     present = PRESENTERS.get(kind, _present_other)
-    out.update(present(event, calls, sql_format))
+    out.update(present(event, page))
     return out
 
 
-def _present_sql(event: dict[str, Any], calls: Any, sql_format: SqlFormatter) -> dict[str, Any]:
+def _present_sql(event: dict[str, Any], page: _PageTools) -> dict[str, Any]:
     sql = str(event.get("sql") or "")
     params = event.get("params")
     if isinstance(params, dict) and "batches" in params:
@@ -737,7 +745,7 @@ def _present_sql(event: dict[str, Any], calls: Any, sql_format: SqlFormatter) ->
     rows, rows_hidden = table(event.get("rows"))
     return {
         "summary": one_line(sql),
-        "sql": sql_format(sql),
+        "sql": page.format_sql(sql),
         "statement": event.get("statement") or "",
         "alias": event.get("alias") or "",
         "origin": event.get("origin") or "",
@@ -754,7 +762,7 @@ def _present_sql(event: dict[str, Any], calls: Any, sql_format: SqlFormatter) ->
     }
 
 
-def _present_orm(event: dict[str, Any], calls: Any, sql_format: Any) -> dict[str, Any]:
+def _present_orm(event: dict[str, Any], page: _PageTools) -> dict[str, Any]:
     rows = event.get("rows") or []
     shown, hidden = table(rows)
     return {
@@ -768,7 +776,7 @@ def _present_orm(event: dict[str, Any], calls: Any, sql_format: Any) -> dict[str
     }
 
 
-def _present_write(event: dict[str, Any], calls: Any, sql_format: Any) -> dict[str, Any]:
+def _present_write(event: dict[str, Any], page: _PageTools) -> dict[str, Any]:
     return {
         "op": event.get("op") or "",
         "model": event.get("model") or "",
@@ -792,7 +800,7 @@ def _http_body(body: Any) -> str:
     return str(body.get("body_note") or "")
 
 
-def _present_http(event: dict[str, Any], calls: Any, sql_format: Any) -> dict[str, Any]:
+def _present_http(event: dict[str, Any], page: _PageTools) -> dict[str, Any]:
     return {
         "library": event.get("library") or "",
         "method": event.get("method") or "",
@@ -807,7 +815,7 @@ def _present_http(event: dict[str, Any], calls: Any, sql_format: Any) -> dict[st
     }
 
 
-def _present_mail(event: dict[str, Any], calls: Any, sql_format: Any) -> dict[str, Any]:
+def _present_mail(event: dict[str, Any], page: _PageTools) -> dict[str, Any]:
     def addresses(key: str) -> str:
         return ", ".join(str(a) for a in event.get(key) or [])
 
@@ -822,7 +830,7 @@ def _present_mail(event: dict[str, Any], calls: Any, sql_format: Any) -> dict[st
     }
 
 
-def _present_log(event: dict[str, Any], calls: Any, sql_format: Any) -> dict[str, Any]:
+def _present_log(event: dict[str, Any], page: _PageTools) -> dict[str, Any]:
     return {
         "logger": event.get("logger") or "",
         "level": str(event.get("level") or ""),
@@ -832,7 +840,7 @@ def _present_log(event: dict[str, Any], calls: Any, sql_format: Any) -> dict[str
     }
 
 
-def _present_exception(event: dict[str, Any], calls: Any, sql_format: Any) -> dict[str, Any]:
+def _present_exception(event: dict[str, Any], page: _PageTools) -> dict[str, Any]:
     return {
         "exception_type": event.get("exception_type") or "",
         "message": clip(str(event.get("message") or ""), MAX_BLOCK_CHARS),
@@ -840,7 +848,7 @@ def _present_exception(event: dict[str, Any], calls: Any, sql_format: Any) -> di
     }
 
 
-def _present_template(event: dict[str, Any], calls: Any, sql_format: Any) -> dict[str, Any]:
+def _present_template(event: dict[str, Any], page: _PageTools) -> dict[str, Any]:
     return {"name": event.get("name") or ""}
 
 
@@ -848,17 +856,19 @@ def _locals(event: dict[str, Any]) -> list[tuple[str, str]]:
     return pairs(dict(list((event.get("locals") or {}).items())[:MAX_LOCALS_SHOWN]))
 
 
-def _present_call(event: dict[str, Any], calls: Any, sql_format: Any) -> dict[str, Any]:
+def _present_call(event: dict[str, Any], page: _PageTools) -> dict[str, Any]:
     return {
         "function": event.get("function") or "",
         "module": event.get("module") or "",
-        "where": f"{event.get('file') or ''}:{event.get('line') or ''}",
+        "where": ":".join(
+            str(part) for part in (event.get("file"), event.get("line")) if part is not None
+        ),
         "locals": _locals(event) if isinstance(event.get("locals"), dict) else [],
     }
 
 
-def _present_return(event: dict[str, Any], calls: Any, sql_format: Any) -> dict[str, Any]:
-    call = calls.get(event.get("id")) or {}
+def _present_return(event: dict[str, Any], page: _PageTools) -> dict[str, Any]:
+    call = page.calls.get(event.get("id")) or {}
     return {
         "function": call.get("function") or "?",
         "value": show(event.get("value")) if "value" in event else None,
@@ -867,7 +877,7 @@ def _present_return(event: dict[str, Any], calls: Any, sql_format: Any) -> dict[
     }
 
 
-def _present_other(event: dict[str, Any], calls: Any, sql_format: Any) -> dict[str, Any]:
+def _present_other(event: dict[str, Any], page: _PageTools) -> dict[str, Any]:
     rest = {k: v for k, v in event.items() if k not in ("type", "t")}
     return {"data": show(rest, 1000)}
 
