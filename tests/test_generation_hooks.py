@@ -40,7 +40,11 @@ NOT_CALLABLE = 42
 
 @pytest.fixture
 def detail_trace(client: Any, seeded: None, traces: Any) -> dict[str, Any]:
-    assert client.get("/todos/3/").status_code == 200
+    from todos.models import Todo
+
+    # Ids differ between databases (PostgreSQL sequences are not reset between tests).
+    pk = Todo.objects.order_by("pk").values_list("pk", flat=True)[2]
+    assert client.get(f"/todos/{pk}/").status_code == 200
     return storage.load(traces.get().id)
 
 
@@ -50,8 +54,12 @@ def create_trace(client: Any, seeded: None, traces: Any) -> dict[str, Any]:
 
     client.force_login(get_user_model().objects.get(username="alice"))
     traces.all().delete()
+    from todos.models import TodoList
+
+    todo_list = TodoList.objects.order_by("pk")[1].pk
     response = client.post(
-        "/todos/new/", {"title": "Hooked", "priority": 3, "estimate_hours": "1", "todo_list": 2}
+        "/todos/new/",
+        {"title": "Hooked", "priority": 3, "estimate_hours": "1", "todo_list": todo_list},
     )
     assert response.status_code == 302
     return storage.load(traces.get().id)
@@ -69,7 +77,8 @@ def test_factories_create_seed_rows(detail_trace: dict[str, Any]) -> None:
     assert "from todos.factories import TodoFactory, TodoListFactory" in source
     assert "TodoFactory.create(" in source and "TodoListFactory.create(" in source
     # pk=True keeps the recorded id of the todo the URL names; the list's is left to the factory.
-    assert "id=3," in source.split("TodoFactory.create(")[1].split(")")[0]
+    pk = detail_trace["request"]["resolver"]["kwargs"]["pk"]
+    assert f"id={pk}," in source.split("TodoFactory.create(")[1].split(")")[0]
     assert "id=" not in source.split("TodoListFactory.create(")[1].split(")")[0]
     # A value the factory declares itself (done = False, priority = 2) is not passed again.
     todo_args = source.split("TodoFactory.create(")[1].split(")\n")[0]
@@ -267,3 +276,25 @@ def test_example_hook_settings_pass_checks(settings: Any) -> None:
     assert [
         m for m in run_checks(tags=[Tags.compatibility]) if m.id.startswith("kolo_django.E")
     ] == []
+
+
+def broken_parser(value: Any, field: Any) -> Any:
+    raise ValueError("not a colour")
+
+
+def test_field_parser_that_raises_is_one_line(detail_trace: dict[str, Any]) -> None:
+    with pytest.raises(GenerationError) as info:
+        generate(
+            [detail_trace],
+            style="unittest",
+            parsers={"todos.fields.ColorField": f"{__name__}.broken_parser"},
+        )
+    assert (
+        str(info.value)
+        == "field parser broken_parser raised ValueError on TodoList.color: not a colour"
+    )
+
+
+def test_builtin_template_name_passes_checks(settings: Any) -> None:
+    settings.KOLO_DJANGO = {**settings.KOLO_DJANGO, "TEST_TEMPLATE": "request_factory"}
+    assert not [m for m in run_checks(tags=[Tags.compatibility]) if m.id == "kolo_django.E005"]

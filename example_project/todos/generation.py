@@ -1,5 +1,5 @@
 """Hooks that shape the tests kolo_django generates for this project
-(see ``KOLO_DJANGO`` in example/settings_hooks.py and docs/customising.md)."""
+(see ``KOLO_DJANGO`` in example/settings_hooks.py and docs/hooks/)."""
 
 from __future__ import annotations
 

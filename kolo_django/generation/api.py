@@ -78,9 +78,9 @@ def generate(
     with field_parsers(parser_hooks):
         try:
             context = build_context(documents, options, processor_hooks)
+            plan = build_plan(context)
         except hooks.HookError as exc:
             raise GenerationError(str(exc)) from None
-        plan = build_plan(context)
     context["plan"] = plan
     try:
         source = render(

@@ -768,7 +768,6 @@ class PlanBuilder:
         for offset, call in enumerate(calls):
             sent = call.get("request") or {}
             if "json" in sent:
-                self.plan.needs_json = True
                 self.plan.imports.add("import json")
                 out.append(
                     Assertion(

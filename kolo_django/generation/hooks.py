@@ -86,8 +86,10 @@ def check_template(path: str) -> None:
     """A template that is missing or does not compile (with file and line)."""
     import jinja2
 
-    from .render import environment
+    from .render import BUILTIN_TEMPLATES, environment
 
+    if path in BUILTIN_TEMPLATES:
+        return
     file = Path(path)
     if not file.is_file():
         raise HookError(f"template {path} does not exist")

@@ -109,8 +109,8 @@ class LookupStep:
 
 @dataclass
 class Assertion:
-    """One assertion; ``op`` is one of equal, true, false, redirects, template,
-    json, not_exists; templates map each op to their runner's idiom."""
+    """One assertion; ``op`` is one of equal, true, false, refresh, redirects,
+    template; templates map each op to their runner's idiom."""
 
     op: str
     left: Code
@@ -143,8 +143,6 @@ class Plan:
     blocks: list[RequestBlock] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     needs_reset_helper: bool = False
-    needs_json: bool = False
-    uses_mail: bool = False
 
     def add_code(self, code: Code | None) -> Code | None:
         if code is not None:

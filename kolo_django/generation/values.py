@@ -57,7 +57,16 @@ def from_trace(value: Any, model_field: Any = None) -> Code:
                 if isinstance(value, dict) and value.get("$t") == "field"
                 else decode_value(value)
             )
-            return literal(parser(raw, model_field))
+            try:
+                return literal(parser(raw, model_field))
+            except Exception as exc:
+                from .hooks import HookError
+
+                name = getattr(parser, "__qualname__", repr(parser))
+                where = f"{model_field.model.__name__}.{model_field.name}"
+                raise HookError(
+                    f"field parser {name} raised {type(exc).__name__} on {where}: {exc}"
+                ) from None
     if isinstance(value, dict) and value.get("$t") == "field":
         text = value.get("v")
         if model_field is not None:
