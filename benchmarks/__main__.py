@@ -90,6 +90,7 @@ def machine(env: Any) -> dict[str, Any]:
         or "?",
         "db_dir": str(env.dir),
         "sqlite_commit_ms": commit_latency_ms(env.dir),
+        "load_average_at_start": os.getloadavg()[0],
     }
 
 
@@ -123,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(
                 f"kolo_django at {info['commit']}; SQLite file in {info['db_dir']}, "
-                f"where one insert + commit takes {info['sqlite_commit_ms']:.2f} ms",
+                f"where one insert + commit takes {info['sqlite_commit_ms']:.2f} ms; "
+                f"load average {info['load_average_at_start']:.2f}",
                 flush=True,
             )
             print(flush=True)
@@ -245,7 +247,11 @@ def main(argv: list[str] | None = None) -> int:
         results["summary"] = [
             {"target": n, "measured": m, "met": None if args.quick else ok} for n, m, ok in summary
         ]
-        print(f"done in {time.perf_counter() - started:.1f} s")
+        results["load_average_at_end"] = os.getloadavg()[0]
+        print(
+            f"done in {time.perf_counter() - started:.1f} s; "
+            f"load average {results['load_average_at_end']:.2f}"
+        )
     finally:
         env.cleanup()
     if args.json:

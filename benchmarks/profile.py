@@ -82,6 +82,7 @@ _FRAME = re.compile(r"^(?P<name>.*?) \((?P<file>[^:()]+)(?::(?P<line>\d+))?\)$")
 def summarise_raw(path: Path, top: int) -> None:
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
+    own_lines: Counter[str] = Counter()
     total = 0
     for raw in path.read_text().splitlines():
         stack, _, count_text = raw.rpartition(" ")
@@ -91,22 +92,25 @@ def summarise_raw(path: Path, top: int) -> None:
         total += count
         frames = stack.split(";")
         seen = set()
-        leaf_kolo = None
+        leaf_kolo = leaf_line = None
         for frame in frames:
             match = _FRAME.match(frame)
             if match is None:
                 continue
-            key = f"{short(match['file'])} {match['name']}"
-            if "kolo_django/" in key.split(" ")[0]:
+            where = short(match["file"])
+            if where.startswith("kolo_django/"):
+                key = f"{where} {match['name']}"
                 # The function only, so one entry however many lines sampled.
                 if key not in seen:
                     inclusive[key] += count
                     seen.add(key)
                 leaf_kolo = key
-        if leaf_kolo is not None:
+                leaf_line = f"{where}:{match['line']} {match['name']}"
+        if leaf_kolo is not None and leaf_line is not None:
             # Own time of the innermost kolo_django frame: itself plus the
             # library code it called.
             own[leaf_kolo] += count
+            own_lines[leaf_line] += count
     if not total:
         print("no samples")
         return
@@ -117,6 +121,9 @@ def summarise_raw(path: Path, top: int) -> None:
         print(f"  {count / total:6.1%}  {key}")
     print(f"top {top} innermost kolo_django frames (own + the library code they call):")
     for key, count in own.most_common(top):
+        print(f"  {count / total:6.1%}  {key}")
+    print(f"top {top} lines of those frames:")
+    for key, count in own_lines.most_common(top):
         print(f"  {count / total:6.1%}  {key}")
 
 

@@ -35,6 +35,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import content_disposition_header, urlencode
+from django.utils.translation import gettext
 
 from . import storage, trace
 from .conf import get_config
@@ -132,6 +133,16 @@ class TraceAdmin(admin.ModelAdmin):
             # Ids are "trc_" + upper-case Crockford base32; accept any case.
             return queryset.filter(id__startswith="trc_" + term[4:].upper()), False
         return super().get_search_results(request, queryset, search_term)
+
+    def action_checkbox(self, obj: Trace) -> str:
+        # The admin renders a form widget through the template engine for each
+        # row, most of a 100-row page's time; the same markup, directly.
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            ACTION_CHECKBOX_NAME,
+            obj.pk,
+            format_html(gettext("Select this object for an action - {}"), str(obj)),
+        )
 
     @admin.display(description="path", ordering="path")
     def short_path(self, obj: Trace) -> str:

@@ -87,22 +87,36 @@ def style_imports(plan: Plan, style: str) -> set[str]:
 
 
 def import_block(imports: set[str]) -> str:
-    groups: list[list[str]] = [[], [], [], []]
+    """Imports grouped and sorted the way isort's default profile does:
+    standard library, third party (Django included), then the project."""
+    plain: list[set[str]] = [set(), set(), set()]
+    names: list[dict[str, set[str]]] = [{}, {}, {}]
     for line in imports:
-        module = line.split()[1].split(".")[0]
-        if module in STDLIB:
-            groups[0].append(line)
-        elif module in THIRD_PARTY:
-            groups[1].append(line)
-        elif module == "django":
-            groups[2].append(line)
+        words = line.split()
+        module = words[1]
+        top = module.split(".")[0]
+        group = 0 if top in STDLIB else 1 if top in THIRD_PARTY or top == "django" else 2
+        if words[0] == "import":
+            plain[group].add(module)
         else:
-            groups[3].append(line)
+            names[group].setdefault(module, set()).add(line.split(" import ", 1)[1])
+    blocks = []
+    for group in range(3):
+        lines = [f"import {module}" for module in sorted(plain[group])]
+        lines += [
+            f"from {module} import {', '.join(sorted(found, key=_name_key))}"
+            for module, found in sorted(names[group].items())
+        ]
+        if lines:
+            blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
-    def key(line: str) -> tuple[int, str]:
-        return (0 if line.startswith("import ") else 1, line.split()[1])
 
-    return "\n\n".join("\n".join(sorted(g, key=key)) for g in groups if g)
+def _name_key(name: str) -> tuple[int, str]:
+    # isort orders CONSTANTS, then Classes, then functions.
+    bare = name.split(" as ")[0]
+    kind = 0 if bare.isupper() else 1 if bare[:1].isupper() else 2
+    return (kind, bare)
 
 
 def render(

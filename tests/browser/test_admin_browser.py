@@ -51,7 +51,7 @@ def browser_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             headless=True,
             args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
         )
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context = browser.new_context(viewport={"width": 1600, "height": 1000})
         page = context.new_page()
         page.set_default_timeout(15_000)
         try:
