@@ -32,7 +32,7 @@ from django.http import (
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
+from django.utils import dateformat, timezone
 from django.utils.html import format_html
 from django.utils.http import content_disposition_header, urlencode
 from django.utils.translation import gettext
@@ -98,7 +98,7 @@ class TraceAdmin(admin.ModelAdmin):
         "duration",
         "queries",
         "stored_size",
-        "created_at",
+        "created",
     )
     list_display_links = ("id",)
     list_filter = ("method", StatusClassFilter, "created_at", "view_name")
@@ -175,6 +175,10 @@ class TraceAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         extra = {"prune_url": self._url("prune") if self.has_delete_permission(request) else ""}
         return super().changelist_view(request, {**extra, **(extra_context or {})})
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: Trace) -> str:
+        return dateformat.format(timezone.localtime(obj.created_at), "Y-m-d H:i:s")
 
     def response_delete(self, request: HttpRequest, obj_display: str, obj_id: Any) -> Any:
         # The default goes to the admin index when change is not allowed.

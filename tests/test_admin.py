@@ -142,7 +142,7 @@ def test_changelist_shows_the_summary_columns_newest_first(admin_client: Client,
         "duration",
         "queries",
         "size",
-        "created at",
+        "created",
     ]
     assert [obj.pk for obj in response.context["cl"].result_list] == [new.pk, old.pk]
     page = text(response)

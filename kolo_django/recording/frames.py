@@ -21,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 
-from .recorder import Recorder, current
+from .recorder import Recorder, current, fault
 from .reprs import safe_locals, safe_repr
 
 logger = logging.getLogger("kolo_django")
@@ -106,10 +106,7 @@ class CallTracker:
     def fail(self) -> None:
         if not self.failed:
             self.failed = True
-            logger.exception(
-                "kolo_django could not record a call; call capture stops for this request"
-            )
-            self.recorder.faults.append("calls")
+            fault("calls", self.recorder, "a call")
 
     def _stack(self) -> list[tuple[int, FrameType]]:
         return self.stacks.setdefault(threading.get_ident(), [])

@@ -7,7 +7,7 @@ import functools
 import logging
 from typing import Any
 
-from .recorder import current
+from .recorder import current, fault
 
 logger = logging.getLogger("kolo_django")
 
@@ -17,9 +17,7 @@ def guarded(kind: str, func: Any, *args: Any, **kwargs: Any) -> None:
     try:
         func(*args, **kwargs)
     except Exception:
-        logger.exception("kolo_django could not record %s", kind)
-        if recorder is not None:
-            recorder.faults.append(kind)
+        fault(kind, recorder)
 
 
 # --- ORM -------------------------------------------------------------------------------
@@ -113,7 +111,7 @@ def install_session() -> None:
                         {str(k): encode_value(v) for k, v in result.items()}, recorder.secrets
                     )
                 except Exception:
-                    logger.exception("kolo_django could not record the session")
+                    fault("session", recorder)
         return result
 
     _get_session._kolo_django = True

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from .recorder import Recorder, current
+from .recorder import Recorder, current, fault
 from .redact import redact_mapping
 
 logger = logging.getLogger("kolo_django")
@@ -68,7 +68,7 @@ def _outbound(
             "request": _text(body, cap),
         }
     except Exception:
-        logger.exception("kolo_django could not record an outbound request")
+        fault("http", recorder, "an outbound request")
     try:
         yield event
     except Exception as exc:
@@ -82,8 +82,7 @@ def _outbound(
                 event["duration_ms"] = round(recorder.elapsed_ms() - started, 3)
                 recorder.add(event)
             except Exception:
-                logger.exception("kolo_django could not record an outbound request")
-                recorder.faults.append("http")
+                fault("http", recorder, "an outbound request")
 
 
 def _response(
@@ -98,7 +97,7 @@ def _response(
         )
         event["response"] = _text(content, int(recorder.config["MAX_RESPONSE_BYTES"]))
     except Exception:
-        logger.exception("kolo_django could not record an outbound response")
+        fault("http", recorder, "an outbound response")
 
 
 def install_requests() -> None:

@@ -19,7 +19,7 @@ from django.db.models import Model
 from django.db.models.sql.constants import MULTI
 
 from ..trace import encode_value
-from .recorder import Recorder, current
+from .recorder import Recorder, current, fault
 from .redact import is_secret_key
 
 logger = logging.getLogger("kolo_django")
@@ -99,8 +99,7 @@ def install_from_db() -> None:
             try:
                 record_instance(recorder, obj, db)
             except Exception:
-                logger.exception("kolo_django could not record a model row")
-                recorder.faults.append("orm")
+                fault("orm", recorder, "a model row")
         return obj
 
     from_db._kolo_django = True  # type: ignore[attr-defined]
@@ -173,7 +172,7 @@ def _snapshot_table(recorder: Recorder, model: type[Model], using: str, limit: i
         )
         _record_rows(recorder, model, using, sub)
     except Exception:
-        logger.exception("kolo_django could not snapshot %s", model._meta.label)
+        fault("backing rows", recorder, f"the backing rows of {model._meta.label}")
 
 
 def record_raw_backing_rows(recorder: Recorder, using: str, sql: str) -> None:

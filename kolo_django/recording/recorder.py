@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import weakref
 from collections.abc import Iterator
@@ -15,6 +16,12 @@ from contextvars import ContextVar
 from typing import Any
 
 _current: ContextVar[Recorder | None] = ContextVar("kolo_django_recorder", default=None)
+logger = logging.getLogger("kolo_django")
+
+# Fault kinds already logged in full by this process: a broken hook would
+# otherwise log a traceback on every request.
+_logged_kinds: set[str] = set()
+_logged_lock = threading.Lock()
 
 
 def current() -> Recorder | None:
@@ -69,6 +76,41 @@ class Recorder:
             yield
         finally:
             self.mode = previous
+
+
+def fault(kind: str, recorder: Recorder | None = None, message: str = "") -> None:
+    """Note a fault of the recorder, from inside an ``except`` block.
+
+    The request goes on untouched; its recording is dropped (the middleware
+    stores no trace whose recorder has faults). The first fault of each kind
+    is logged with its traceback, later ones at DEBUG level.
+    """
+    if recorder is None:
+        recorder = current()
+    if recorder is not None:
+        recorder.faults.append(kind)
+    with _logged_lock:
+        first = kind not in _logged_kinds
+        _logged_kinds.add(kind)
+    text = f"kolo_django could not record {message or kind}"
+    if first:
+        logger.exception(
+            "%s; the trace of this request is dropped. Further faults of this kind "
+            "are logged at DEBUG level.",
+            text,
+        )
+    else:
+        logger.debug("%s; the trace of this request is dropped.", text, exc_info=True)
+
+
+def logged_fault_kinds() -> frozenset[str]:
+    return frozenset(_logged_kinds)
+
+
+def reset_logged_faults() -> None:
+    """Forget which fault kinds were logged (tests)."""
+    with _logged_lock:
+        _logged_kinds.clear()
 
 
 @contextlib.contextmanager

@@ -7,8 +7,8 @@ import logging
 from typing import Any
 
 from ..trace import encode_value
-from .recorder import Recorder, current
-from .redact import REDACTED, is_secret_key
+from .recorder import Recorder, current, fault
+from .redact import DB_SECRET_MIN, REDACTED, collect, is_secret_key
 
 logger = logging.getLogger("kolo_django")
 
@@ -36,8 +36,7 @@ def execute_wrapper(
         try:
             _record(recorder, connection, context["cursor"], sql, params, many, started, error)
         except Exception:  # the user's query must never fail because of us
-            logger.exception("kolo_django could not record a query")
-            recorder.faults.append("sql")
+            fault("sql", recorder, "a query")
 
 
 def _record(
@@ -129,8 +128,7 @@ class RowRecordingCursor:
         try:
             self._copy(rows)
         except Exception:  # the user's fetch must never fail because of us
-            logger.exception("kolo_django could not record fetched rows")
-            self.recorder.faults.append("sql")
+            fault("sql", self.recorder, "fetched rows")
 
     def _copy(self, rows: Any) -> None:
         if not rows:
@@ -140,15 +138,13 @@ class RowRecordingCursor:
         room = self.limit - len(kept)
         if room > 0:
             secret = event.get("secret_columns") or ()
-            try:
-                for row in rows[:room]:
-                    encoded = [encode_value(value) for value in row]
-                    for i in secret:
-                        if i < len(encoded) and encoded[i] is not None:
-                            encoded[i] = REDACTED
-                    kept.append(encoded)
-            except Exception:
-                logger.exception("kolo_django could not encode a row")
+            for row in rows[:room]:
+                encoded = [encode_value(value) for value in row]
+                for i in secret:
+                    if i < len(encoded) and encoded[i] is not None:
+                        collect(row[i], self.recorder.secrets, DB_SECRET_MIN)
+                        encoded[i] = REDACTED
+                kept.append(encoded)
         event["rows_read"] += len(rows)
         if event["rows_read"] > len(kept):
             event["rows_truncated"] = True

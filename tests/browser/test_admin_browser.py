@@ -110,7 +110,8 @@ def test_log_in_filter_open_expand_generate(
 
     page.click("#changelist-filter >> text=2xx success")
     page.wait_for_url("**status_class=2xx**")
-    assert all(" 2" in row for row in rows.all_inner_texts())
+    statuses = page.locator("#result_list td.field-status").all_inner_texts()
+    assert statuses and all(status.strip().startswith("2") for status in statuses)
     page.fill("#searchbar", "/todos/")
     page.press("#searchbar", "Enter")
     page.wait_for_url("**q=**")
@@ -139,6 +140,9 @@ def test_log_in_filter_open_expand_generate(
     assert "def test_" in code
     assert "client.get(" in code or "client.get(\n" in code
     compile(code, "generated.py", "exec")
+    copy = page.locator("[data-kolo-copy]")
+    copy.click()
+    page.wait_for_function("document.querySelector('[data-kolo-copy]').textContent === 'Copied'")
     page.locator("#generate").scroll_into_view_if_needed()
     shot(page, "trace-generated")
 
@@ -152,3 +156,27 @@ def test_log_in_filter_open_expand_generate(
         Path(download.path()).read_text() == code.rstrip("\n") + "\n"
         or "def test_" in Path(download.path()).read_text()
     )
+
+
+def test_select_traces_and_generate_one_test(
+    live_server: Any, browser_page: Any, recorded: dict[str, str]
+) -> None:
+    page = browser_page
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/kolo_django/trace/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "alice-password")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/kolo_django/trace/")
+
+    for path in ("/todos/", "/todos/999999/"):
+        row = page.locator("#result_list tbody tr", has_text=recorded[path])
+        row.locator("input.action-select").check()
+    assert "2 of" in page.locator(".action-counter").inner_text()
+    page.select_option("select[name=action]", "generate_test")
+    page.click("button[name=index]")
+    page.wait_for_selector("#kolo-generated-code")
+    code = page.locator("#kolo-generated-code").inner_text()
+    compile(code, "generated.py", "exec")
+    # Replayed oldest first: the list, then the missing todo.
+    assert code.index('"/todos/"') < code.index('"/todos/999999/"')
+    shot(page, "trace-generate-many")
