@@ -31,5 +31,17 @@ if os.environ.get("KOLO_TEST_DB") == "postgres":
             "TEST": {"NAME": os.environ.get("KOLO_TEST_PG_NAME", "test_kolo_django")},
         }
     }
+elif os.environ.get("KOLO_TEST_DB") == "mariadb":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": "kolo_django",
+            "USER": "root",
+            "HOST": "127.0.0.1",
+            "PORT": "3306",
+            "OPTIONS": {"charset": "utf8mb4"},
+            "TEST": {"NAME": "test_kolo_django", "CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+        }
+    }
 else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(BASE_DIR / "test.sqlite3")}}

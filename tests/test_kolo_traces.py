@@ -214,7 +214,10 @@ def test_show_recorded_request(client: Any, traces: Any, seeded: Any) -> None:
     assert "Duration  " in text
     assert "sql 1" in text and "orm 2" in text
     assert "SQL (1)" in text
-    assert "  [raw " in text and 'SELECT l."name", COUNT(t."id") FROM' in text
+    from django.db import connection
+
+    q = connection.ops.quote_name
+    assert "  [raw " in text and f"SELECT l.{q('name')}, COUNT(t.{q('id')}) FROM" in text
 
 
 def test_show_summary_sections(traces: Any) -> None:

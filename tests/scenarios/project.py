@@ -57,6 +57,22 @@ if os.environ.get("KOLO_TEST_DB") == "postgres":
             "TEST": {{"NAME": os.environ.get("SCENARIO_PG_TEST_NAME", f"test_kolo_scen_{{os.getpid()}}")}},
         }}
     }}
+elif os.environ.get("KOLO_TEST_DB") == "mariadb":
+    DATABASES = {{
+        "default": {{
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": "mysql",
+            "USER": "root",
+            "HOST": "127.0.0.1",
+            "PORT": "3306",
+            "OPTIONS": {{"charset": "utf8mb4"}},
+            "TEST": {{
+                "NAME": os.environ.get("SCENARIO_PG_TEST_NAME", f"test_kolo_scen_{{os.getpid()}}"),
+                "CHARSET": "utf8mb4",
+                "COLLATION": "utf8mb4_unicode_ci",
+            }},
+        }}
+    }}
 else:
     DATABASES = {{
         "default": {{"ENGINE": "django.db.backends.sqlite3", "NAME": str(BASE_DIR / "db.sqlite3")}}
