@@ -6,7 +6,7 @@ PORT ?= 8000
 API_PORT ?= 8765
 EXAMPLE := example_project
 
-.PHONY: example test test-postgres lint docs install clean
+.PHONY: example test test-postgres test-mariadb lint docs install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: lint docs
 
 test-postgres: install
 	KOLO_TEST_DB=postgres $(BIN)/python -m pytest -n 2 --dist loadgroup -p no:cacheprovider
+
+# Needs MariaDB's client headers for mysqlclient (Debian: libmariadb-dev).
+test-mariadb: install
+	$(BIN)/python -m pip install -q "mysqlclient>=2.2"
+	KOLO_TEST_DB=mariadb $(BIN)/python -m pytest -n 2 --dist loadgroup -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) build $(EXAMPLE)/db.sqlite3 artifacts

@@ -58,7 +58,7 @@ MAX_LOCALS_SHOWN = 40
 MAX_SQL_FORMAT_CHARS = 5_000  # longer statements are shown as recorded
 # sqlparse takes 1-5 ms a statement: past this much formatting in one request,
 # statements not formatted before are shown as recorded.
-SQL_FORMAT_BUDGET_S = 0.35
+SQL_FORMAT_BUDGET_S = 0.25
 MAX_TRACES_PER_TEST = 50
 VERIFY_TIMEOUT_S = 300
 MAX_VERIFY_OUTPUT_CHARS = 30_000
@@ -170,15 +170,15 @@ class TraceAdmin(admin.ModelAdmin):
     def stored_size(self, obj: Trace) -> str:
         return filesizeformat(obj.size)
 
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: Trace) -> str:
+        return dateformat.format(timezone.localtime(obj.created_at), "Y-m-d H:i:s")
+
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         extra = {"prune_url": self._url("prune") if self.has_delete_permission(request) else ""}
         return super().changelist_view(request, {**extra, **(extra_context or {})})
-
-    @admin.display(description="created", ordering="created_at")
-    def created(self, obj: Trace) -> str:
-        return dateformat.format(timezone.localtime(obj.created_at), "Y-m-d H:i:s")
 
     def response_delete(self, request: HttpRequest, obj_display: str, obj_id: Any) -> Any:
         # The default goes to the admin index when change is not allowed.
@@ -336,7 +336,7 @@ class TraceAdmin(admin.ModelAdmin):
             return HttpResponse(error, status=422, content_type="text/plain; charset=utf-8")
         response = HttpResponse(source, content_type="text/x-python; charset=utf-8")
         response["Content-Disposition"] = content_disposition_header(
-            True, test_file_name(documents)
+            True, download_file_name(documents)
         )
         return response
 
@@ -352,7 +352,9 @@ class TraceAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
             return HttpResponseRedirect(request.get_full_path())
-        rows = Trace.objects.using(storage.alias()).filter(pk__in=ids).order_by("created_at", "id")
+        rows = list(
+            Trace.objects.using(storage.alias()).filter(pk__in=ids).order_by("created_at", "id")
+        )
         documents, problems = [], []
         for row in rows:
             document, load_error = _load(row)
@@ -422,7 +424,9 @@ class TraceAdmin(admin.ModelAdmin):
 
 
 def default_style() -> str:
-    return detect_style(project_root())
+    """The TEST_STYLE setting, with "auto" resolved from the project's runner."""
+    style = get_config().get("TEST_STYLE", "auto")
+    return style if style in STYLES else detect_style(project_root())
 
 
 def generate_source(documents: list[dict[str, Any]], style: str) -> tuple[str, list[str], str]:
@@ -437,7 +441,7 @@ def generate_source(documents: list[dict[str, Any]], style: str) -> tuple[str, l
     return source, [str(note) for note in context.get("skipped", [])], ""
 
 
-def test_file_name(documents: list[dict[str, Any]]) -> str:
+def download_file_name(documents: list[dict[str, Any]]) -> str:
     words = "_".join(w.lower() for w in view_words(documents[0]))[:60] or "view"
     return f"test_{words}.py"
 

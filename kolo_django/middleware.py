@@ -1,14 +1,15 @@
 """``KoloMiddleware``: records each request into a stored Trace.
 
 Put it first in MIDDLEWARE so sessions, authentication and CSRF are seen.
-Every fault of the recorder is logged and swallowed: the user's response is
-returned exactly as the rest of the stack produced it.
+Every fault of the recorder is swallowed: the user's response is returned
+exactly as the rest of the stack produced it, the recording of that request is
+dropped (a trace that may miss events or secrets' redaction is not stored), and
+the first fault of each kind is logged (later ones at DEBUG level).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import platform
 import threading
 from collections.abc import Awaitable, Callable
@@ -22,11 +23,10 @@ from django.http import HttpRequest, HttpResponseBase
 from . import __version__, storage, trace
 from .conf import get_config, ignore_patterns, recording_enabled
 from .recording import frames
-from .recording.recorder import Recorder, activate, paused
+from .recording.recorder import Recorder, activate, fault, paused
 from .recording.redact import scrub
 from .recording.request import capture_request, capture_response
 
-logger = logging.getLogger("kolo_django")
 _saves = 0
 _saves_lock = threading.Lock()
 PRUNE_EVERY = 50
@@ -86,7 +86,7 @@ class KoloMiddleware:
             recorder.started_at = dt.datetime.now(dt.timezone.utc)  # type: ignore[attr-defined]
             return recorder
         except Exception:
-            logger.exception("kolo_django could not start recording")
+            fault("start", None, "the start of a request")
             return None
 
     def _start_calls(self, recorder: Recorder) -> Any:
@@ -95,7 +95,7 @@ class KoloMiddleware:
         try:
             return frames.start(recorder)
         except Exception:
-            logger.exception("kolo_django could not start call capture")
+            fault("calls", recorder, "calls (start)")
             recorder.calls = None
             return None
 
@@ -105,11 +105,14 @@ class KoloMiddleware:
         try:
             frames.stop(recorder, token)
         except Exception:
-            logger.exception("kolo_django could not stop call capture")
+            fault("calls", recorder, "calls (stop)")
 
     def _finish(
         self, recorder: Recorder, request: HttpRequest, response: HttpResponseBase
     ) -> dict[str, Any] | None:
+        """The finished, redacted document; None when the recording faulted."""
+        if recorder.faults:
+            return None
         try:
             duration = recorder.elapsed_ms()
             with recorder.in_mode("silent"):
@@ -133,20 +136,27 @@ class KoloMiddleware:
                     "python": platform.python_version(),
                 },
             }
-            return scrub(document, recorder.secrets)
+            document = scrub(document, recorder.secrets)
         except Exception:
-            logger.exception("kolo_django could not build the trace of %s", request.path)
+            fault("document", recorder, "the trace document")
             return None
+        # A fault while the request and response were captured.
+        return None if recorder.faults else document
 
     def _store(self, document: dict[str, Any]) -> None:
         global _saves
         try:
             with paused():
                 storage.save_document(document)
-                with _saves_lock:
-                    _saves += 1
-                    prune_now = _saves % PRUNE_EVERY == 0
-                if prune_now:
-                    storage.prune()
         except Exception:
-            logger.exception("kolo_django could not store trace %s", document.get("id"))
+            fault("storage", None, f"trace {document.get('id')} (storage)")
+            return
+        with _saves_lock:
+            _saves += 1
+            prune_now = _saves % PRUNE_EVERY == 0
+        if prune_now:
+            try:
+                with paused():
+                    storage.prune()
+            except Exception:
+                fault("prune", None, "(pruning old traces)")

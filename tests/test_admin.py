@@ -412,6 +412,15 @@ def test_generate_on_the_detail_page(admin_client: Client, recorded: Trace, styl
     assert f"{download_url(recorded.pk)}?style={style}" in page
 
 
+@pytest.mark.parametrize("setting", ["unittest", "pytest"])
+def test_the_test_style_setting_is_preselected(admin_client: Client, traces: Any, setting: str):
+    obj = store()
+    with override_settings(KOLO_DJANGO={"TEST_STYLE": setting}):
+        response = admin_client.get(change_url(obj.pk))
+    assert response.context["style"] == setting and response.context["generated"] is None
+    assert f'value="{setting}" checked' in response.content.decode()
+
+
 def test_download_returns_a_python_file(admin_client: Client, recorded: Trace):
     response = admin_client.get(download_url(recorded.pk), {"style": "pytest"})
     assert response.status_code == 200
@@ -621,6 +630,7 @@ def test_the_view_permission_allows_reading_but_not_deleting_or_pruning(
     assert SECRET_PATH in page and "ledger_entries" in page
     assert "Delete" not in re.findall(r'class="deletelink">([^<]*)<', page)
     assert client.get(download_url(secret.pk)).status_code == 200
+    assert "Prune old traces" not in text(client.get(LIST_URL))
     assert client.get(f"{LIST_URL}prune/").status_code == 403
     assert client.post(f"{LIST_URL}prune/").status_code == 403
     actions = [value for value, _label in client.get(LIST_URL).context["action_form"].fields[
@@ -635,5 +645,6 @@ def test_a_superuser_sees_traces(client: Client, secret: Trace, seeded: None):
     client.force_login(User.objects.get(username="alice"))
     response = client.get(LIST_URL)
     assert secret.pk in listed(response)
+    assert "Prune old traces" in text(response)
     page = text(client.get(change_url(secret.pk)))
     assert SECRET_PATH in page and "ledger_entries" in page

@@ -22,6 +22,7 @@ from typing import Any
 from django.conf import settings
 
 from .recorder import Recorder, current, fault
+from .redact import REDACTED
 from .reprs import safe_locals, safe_repr
 
 logger = logging.getLogger("kolo_django")
@@ -102,6 +103,8 @@ class CallTracker:
         self.suspended: dict[FrameType, int] = {}
         # sys.setprofile only: the offset a suspended frame was resumed at.
         self.resumed_at: dict[FrameType, int] = {}
+        # Call id -> what @sensitive_variables marked, for its return event.
+        self.sensitive: dict[int, Any] = {}
 
     def fail(self) -> None:
         if not self.failed:
@@ -129,10 +132,22 @@ class CallTracker:
             "file": _relative(code.co_filename),
             "line": frame.f_lineno,
         }
-        if self.capture_locals:
-            event["locals"] = safe_locals(frame.f_locals, self.limit, self.max_locals)
         stack.append((call_id, frame))
+        if recorder.full():
+            # No reprs for an event that would be dropped anyway.
+            recorder.dropped_events += 1
+            return
+        sensitive = sensitive_variables(frame)
+        if sensitive:
+            self.sensitive[call_id] = sensitive
+        if self.capture_locals:
+            event["locals"] = self._locals(frame, sensitive)
         recorder.add(event)
+
+    def _locals(self, frame: FrameType, sensitive: Any) -> dict[str, str]:
+        return safe_locals(
+            frame.f_locals, self.limit, self.max_locals, sensitive, self.recorder.secrets
+        )
 
     def on_return(
         self, frame: FrameType, value: Any, exception: BaseException | None = None
@@ -145,15 +160,21 @@ class CallTracker:
         if not stack or stack[-1][1] is not frame:
             return  # a frame whose call was not recorded
         call_id, _frame = stack.pop()
+        sensitive = self.sensitive.pop(call_id, None)
+        if recorder.full():
+            recorder.dropped_events += 1
+            return
         event: dict[str, Any] = {"type": "return", "id": call_id}
         if exception is not None:
             event["exception"] = (
                 f"{type(exception).__name__}: {safe_repr(str(exception), self.limit)}"
             )
+        elif sensitive == "__ALL__":
+            event["value"] = REDACTED
         else:
             event["value"] = safe_repr(value, self.limit)
         if self.capture_locals:
-            event["locals"] = safe_locals(frame.f_locals, self.limit, self.max_locals)
+            event["locals"] = self._locals(frame, sensitive)
         recorder.add(event)
 
     def on_suspend(self, frame: FrameType) -> None:
@@ -169,6 +190,33 @@ class CallTracker:
             return False
         self._stack().append((call_id, frame))
         return True
+
+
+def sensitive_variables(frame: FrameType) -> Any:
+    """What ``@sensitive_variables`` marked for this frame: ``"__ALL__"``, a
+    tuple of names, or None. Found the way Django's error reports find it: the
+    decorator's wrapper among the callers (so the functions a decorated one
+    calls are covered too), or for a coroutine its registered code location."""
+    code = frame.f_code
+    if code.co_flags & inspect.CO_COROUTINE and code.co_name != "sensitive_variables_wrapper":
+        try:
+            from django.views.decorators.debug import coroutine_functions_to_sensitive_variables
+        except ImportError:  # older Django: no async support in the decorator
+            coroutine_functions_to_sensitive_variables = {}
+        found = coroutine_functions_to_sensitive_variables.get(
+            hash(f"{code.co_filename}:{code.co_firstlineno}")
+        )
+        if found:
+            return found
+    current_frame: FrameType | None = frame
+    while current_frame is not None:
+        # Compare the name first: reading f_locals of every caller is costly.
+        if current_frame.f_code.co_name == "sensitive_variables_wrapper":
+            wrapper = current_frame.f_locals.get("sensitive_variables_wrapper")
+            if wrapper is not None:
+                return getattr(wrapper, "sensitive_variables", None)
+        current_frame = current_frame.f_back
+    return None
 
 
 def _relative(filename: str) -> str:

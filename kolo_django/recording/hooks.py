@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from .recorder import current, fault
+from .redact import collect
 
 logger = logging.getLogger("kolo_django")
 
@@ -118,6 +119,56 @@ def install_session() -> None:
     SessionBase._session = property(_get_session)  # type: ignore[assignment]
 
 
+# --- Secrets made during the request ------------------------------------------------------
+
+
+def _remember(value: Any) -> None:
+    recorder = current()
+    if recorder is not None:
+        collect(value, recorder.secrets)
+
+
+def _remembering(original: Any) -> Any:
+    """Wrap a function whose return value is a secret, to scrub it everywhere."""
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        value = original(*args, **kwargs)
+        if current() is not None:
+            guarded("secrets", _remember, value)
+        return value
+
+    wrapper._kolo_django = True
+    return wrapper
+
+
+def install_secrets() -> None:
+    """Masked CSRF tokens (a new one per ``get_token()``, rendered into forms and
+    meta tags), session data as stored, and password reset tokens."""
+    import importlib
+
+    from django.contrib.auth.tokens import PasswordResetTokenGenerator
+    from django.contrib.sessions.backends.base import SessionBase
+    from django.middleware import csrf
+
+    original = csrf.get_token
+    if not getattr(original, "_kolo_django", False):
+        get_token = _remembering(original)
+        # Modules that imported the function by name keep their own reference.
+        for name in (
+            "django.middleware.csrf",
+            "django.template.context_processors",
+            "django.template.backends.utils",
+        ):
+            module = importlib.import_module(name)
+            if getattr(module, "get_token", None) is original:
+                module.get_token = get_token  # type: ignore[attr-defined]
+    for cls, name in ((SessionBase, "encode"), (PasswordResetTokenGenerator, "make_token")):
+        method = cls.__dict__[name]
+        if not getattr(method, "_kolo_django", False):
+            setattr(cls, name, _remembering(method))
+
+
 def _note_template(name: str | None) -> None:
     recorder = current()
     if recorder is not None and name and recorder.mode is None:
@@ -192,7 +243,8 @@ def _note_mail(message: Any) -> None:
             "bcc": [str(a) for a in message.bcc],
             "reply_to": [str(a) for a in message.reply_to],
             "body": body[:cap],
-            "alternatives": [str(alt[1]) for alt in getattr(message, "alternatives", [])],
+            # (content, mimetype) pairs: the content, cut like the body.
+            "alternatives": [str(alt[0])[:cap] for alt in getattr(message, "alternatives", [])],
             "attachments": [_attachment_name(a) for a in message.attachments],
         }
     )

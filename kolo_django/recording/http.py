@@ -16,12 +16,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from .recorder import Recorder, current, fault
-from .redact import redact_mapping
+from .redact import redact_data, redact_mapping, redact_text
 
 logger = logging.getLogger("kolo_django")
 
 
-def _text(data: Any, cap: int) -> dict[str, Any]:
+def _text(data: Any, cap: int, secrets: set[str]) -> dict[str, Any]:
     if data is None:
         return {}
     if isinstance(data, str):
@@ -31,14 +31,16 @@ def _text(data: Any, cap: int) -> dict[str, Any]:
     out: dict[str, Any] = {"size": len(data)}
     chunk = bytes(data[:cap])
     try:
-        out["body"] = chunk.decode("utf-8")
+        # Secret-keyed values of JSON and URL-encoded bodies (a token request's
+        # client_secret, a login's password) are redacted in the text too.
+        out["body"] = redact_text(chunk.decode("utf-8"), secrets)
     except UnicodeDecodeError:
         out["body_base64"] = base64.b64encode(chunk).decode("ascii")
     if len(data) > cap:
         out["truncated"] = True
     else:
         try:
-            out["json"] = json.loads(data)
+            out["json"] = redact_data(json.loads(data), secrets)
         except (ValueError, UnicodeDecodeError):
             pass
     return out
@@ -61,11 +63,12 @@ def _outbound(
             "type": "http",
             "library": library,
             "method": str(method).upper(),
-            "url": str(url),
+            # An API key in the query string is a secret like any other.
+            "url": redact_text(str(url), recorder.secrets),
             "request_headers": redact_mapping(
                 {str(k): str(v) for k, v in dict(headers or {}).items()}, recorder.secrets
             ),
-            "request": _text(body, cap),
+            "request": _text(body, cap, recorder.secrets),
         }
     except Exception:
         fault("http", recorder, "an outbound request")
@@ -95,7 +98,9 @@ def _response(
         event["response_headers"] = redact_mapping(
             {str(k): str(v) for k, v in dict(headers or {}).items()}, recorder.secrets
         )
-        event["response"] = _text(content, int(recorder.config["MAX_RESPONSE_BYTES"]))
+        event["response"] = _text(
+            content, int(recorder.config["MAX_RESPONSE_BYTES"]), recorder.secrets
+        )
     except Exception:
         fault("http", recorder, "an outbound response")
 

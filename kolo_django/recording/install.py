@@ -25,6 +25,7 @@ def install_hooks() -> None:
     for install in (
         hooks.install_orm,
         hooks.install_session,
+        hooks.install_secrets,
         hooks.install_templates,
         hooks.install_mail,
         hooks.install_logging,

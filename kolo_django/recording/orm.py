@@ -20,7 +20,7 @@ from django.db.models.sql.constants import MULTI
 
 from ..trace import encode_value
 from .recorder import Recorder, current, fault
-from .redact import is_secret_key
+from .redact import DB_SECRET_MIN, REDACTED, collect, is_secret_key
 
 logger = logging.getLogger("kolo_django")
 
@@ -68,20 +68,44 @@ def _group(
     return event
 
 
+def max_rows(recorder: Recorder) -> int:
+    """Rows kept per ``orm`` event: enough to seed what a page shows, and
+    bounded when a view walks a whole table."""
+    config = recorder.config
+    return max(int(config["MAX_ROWS_PER_QUERY"]), int(config["MAX_BACKING_ROWS"]))
+
+
+def _room(recorder: Recorder, event: dict[str, Any]) -> bool:
+    """Whether the event may take one more row; counts the ones it may not."""
+    if len(event["rows"]) < max_rows(recorder):
+        return True
+    event["rows_truncated"] = True
+    event["rows_dropped"] = event.get("rows_dropped", 0) + 1
+    return False
+
+
+def _secret(recorder: Recorder, value: Any) -> str:
+    # Hidden here, and scrubbed wherever else it went (SQL params, locals...).
+    collect(value, recorder.secrets, DB_SECRET_MIN)
+    return REDACTED
+
+
 def record_instance(recorder: Recorder, obj: Model, alias: str) -> None:
     meta = obj._meta
     values = obj.__dict__
     fields = tuple(f.attname for f in meta.concrete_fields if f.attname in values)
     source = "backing" if recorder.mode == "backing" else "query"
     event = _group(recorder, type(obj), alias, source, fields)
-    if event is None:
+    if event is None or not _room(recorder, event):
         return
     row = []
     for field in meta.concrete_fields:
         name = field.attname
         if name in values:
             row.append(
-                "[REDACTED]" if is_secret_key(name) else field_value(field, obj, values[name])
+                _secret(recorder, values[name])
+                if is_secret_key(name)
+                else field_value(field, obj, values[name])
             )
     event["rows"].append(row)
 
@@ -153,9 +177,13 @@ def _record_rows(recorder: Recorder, model: type[Model], using: str, query: Any)
     if event is None:
         return
     for row in compiler.results_iter(compiler.execute_sql(MULTI)):
+        if not _room(recorder, event):
+            break
         event["rows"].append(
             [
-                "[REDACTED]" if is_secret_key(f.attname) else field_value(f, None, value)
+                _secret(recorder, value)
+                if is_secret_key(f.attname)
+                else field_value(f, None, value)
                 for f, value in zip(fields, row, strict=False)
             ]
         )

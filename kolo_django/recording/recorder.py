@@ -61,6 +61,9 @@ class Recorder:
     def elapsed_ms(self) -> float:
         return round((time.perf_counter() - self.started) * 1000, 3)
 
+    def full(self) -> bool:
+        return len(self.events) >= self.max_events
+
     def add(self, event: dict[str, Any]) -> dict[str, Any] | None:
         if len(self.events) >= self.max_events:
             self.dropped_events += 1
@@ -93,14 +96,16 @@ def fault(kind: str, recorder: Recorder | None = None, message: str = "") -> Non
         first = kind not in _logged_kinds
         _logged_kinds.add(kind)
     text = f"kolo_django could not record {message or kind}"
+    extra = {"kolo_django_fault": kind}
     if first:
         logger.exception(
             "%s; the trace of this request is dropped. Further faults of this kind "
             "are logged at DEBUG level.",
             text,
+            extra=extra,
         )
     else:
-        logger.debug("%s; the trace of this request is dropped.", text, exc_info=True)
+        logger.debug("%s; the trace of this request is dropped.", text, exc_info=True, extra=extra)
 
 
 def logged_fault_kinds() -> frozenset[str]:

@@ -1,21 +1,32 @@
 """Redaction of secrets before a document is stored.
 
 Two passes: values under secret-looking keys (form fields, JSON keys, headers,
-columns, locals) are replaced as they are captured; then every string in the
-finished document is scanned for the secret values seen during the request
-(cookies, the session key, CSRF tokens, posted passwords, SECRET_KEY) and for
-password hashes, wherever they ended up (SQL params, rows, locals, mail...).
+query parameters, columns, locals) are replaced as they are captured, and the
+values replaced are remembered; then every string in the finished document is
+scanned for the secret values seen during the request (cookies, the session
+key, CSRF tokens, credentials, posted passwords, secret columns, SECRET_KEY)
+and for password hashes, wherever they ended up (SQL params, rows, locals,
+mail, logs, response content, base64 file contents...).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from functools import lru_cache
 from typing import Any
+from urllib.parse import quote, quote_plus, unquote_plus
 
 from django.conf import settings
 
 REDACTED = "[REDACTED]"
+# Shorter values would scrub ordinary words from the whole document.
+MIN_SECRET = 4
+COOKIE_SECRET_MIN = 6
+# Values of secret-looking columns read from the database: longer, so a short
+# value under a column that only looks secret ("token_kind") stays harmless.
+DB_SECRET_MIN = 8
 
 BUILTIN_KEY_PATTERNS = (
     r"pass(word|wd|phrase)?($|[^a-z])",
@@ -34,8 +45,27 @@ BUILTIN_KEY_PATTERNS = (
     r"credit[-_]?card|card[-_]?number|\bcvv\b|\bssn\b",
 )
 
-PASSWORD_HASH_RE = re.compile(
-    r"^(pbkdf2_sha256|pbkdf2_sha1|argon2|bcrypt_sha256|bcrypt|scrypt|sha1|md5|unsalted_sha1|unsalted_md5|crypt)\$"
+_HASHERS = (
+    "pbkdf2_sha256|pbkdf2_sha1|argon2|bcrypt_sha256|bcrypt|scrypt|"
+    "unsalted_sha1|unsalted_md5|sha1|md5|crypt"
+)
+# A Django password hash, whole string (a column value)...
+PASSWORD_HASH_RE = re.compile(rf"^(?:{_HASHERS})\$")
+# ...or inside a longer string (a repr, a log message, raw SQL).
+PASSWORD_HASH_IN_TEXT_RE = re.compile(rf"(?<![A-Za-z0-9_])(?:{_HASHERS})\$[^\s'\"<>,;&)\]}}]+")
+
+_COOKIE_KEY_RE = re.compile(r"cookie", re.IGNORECASE)
+_AUTH_KEY_RE = re.compile(r"authori[sz]ation", re.IGNORECASE)
+
+# "key": value pairs in JSON-looking text.
+_JSON_PAIR_RE = re.compile(
+    r'"(?P<key>(?:[^"\\]|\\.){1,200})"\s*:\s*(?P<value>"(?:[^"\\]|\\.)*"|[^\s,}\]]+)'
+)
+# key=value pairs in URL-encoded text (query strings, form bodies).
+_FORM_PAIR_RE = re.compile(r"(?:^|(?<=[&?;\s]))(?P<key>[^=&?;\s]{1,200})=(?P<value>[^&;\s]*)")
+_HTML_INPUT_RE = re.compile(r"<input\b[^>]*>", re.IGNORECASE)
+_HTML_ATTR_RE = re.compile(
+    r"""(?P<name>[a-zA-Z_:][-a-zA-Z0-9_:.]*)\s*=\s*(?P<value>"[^"]*"|'[^']*'|[^\s"'=<>`]+)"""
 )
 
 
@@ -55,53 +85,240 @@ def is_secret_key(key: str) -> bool:
     return bool(_key_regex().search(key))
 
 
-def redact_mapping(data: dict[str, Any], secrets: set[str]) -> dict[str, Any]:
-    """A copy with secret keys' values replaced; the values go into ``secrets``."""
+# --- remembering secret values -------------------------------------------------------
+
+
+def collect(value: Any, secrets: set[str], minimum: int = MIN_SECRET) -> None:
+    """Remember a secret value (and the values inside it) for the scrub pass."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return
+    if isinstance(value, str):
+        if len(value) >= minimum:
+            secrets.add(value)
+            # "Bearer abc", "Token abc": the credential alone may travel elsewhere.
+            scheme, _, credentials = value.partition(" ")
+            if credentials and scheme.isalpha() and len(scheme) <= 20:
+                collect_credentials(value, secrets)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            collect(item, secrets, minimum)
+    elif isinstance(value, dict):
+        for item in value.values():
+            collect(item, secrets, minimum)
+
+
+def collect_credentials(header: str, secrets: set[str]) -> dict[str, Any]:
+    """Remember the credentials of an ``Authorization`` value; returns what may
+    be kept of it: the scheme, and the username of Basic auth."""
+    scheme, _, credentials = header.strip().partition(" ")
+    credentials = credentials.strip()
+    if len(credentials) >= MIN_SECRET:
+        secrets.add(credentials)
+    info: dict[str, Any] = {"scheme": scheme.lower()}
+    if scheme.lower() == "basic" and credentials:
+        try:
+            decoded = base64.b64decode(credentials).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return info
+        username, _, password = decoded.partition(":")
+        info["username"] = username
+        if len(password) >= MIN_SECRET:
+            secrets.add(password)
+    return info
+
+
+def collect_cookies(header: str, secrets: set[str]) -> None:
+    """Remember the values of a ``Cookie`` or ``Set-Cookie`` header."""
+    for part in re.split(r"[;,]", header):
+        _name, sep, value = part.strip().partition("=")
+        if sep and len(value.strip('"')) >= COOKIE_SECRET_MIN:
+            secrets.add(value.strip('"'))
+
+
+# --- redaction by key ----------------------------------------------------------------
+
+
+def _redact_value(key: str, value: Any, secrets: set[str]) -> str:
+    if isinstance(value, str):
+        if _COOKIE_KEY_RE.search(key):
+            collect_cookies(value, secrets)
+        if _AUTH_KEY_RE.search(key):
+            collect_credentials(value, secrets)
+    collect(value, secrets)
+    return REDACTED
+
+
+def redact_mapping(data: dict[str, Any], secrets: set[str], extra_keys: Any = ()) -> dict[str, Any]:
+    """A copy with secret keys' values replaced; the values go into ``secrets``.
+
+    ``extra_keys``: more key names to treat as secret (``sensitive_post_parameters``).
+    """
     out: dict[str, Any] = {}
     for key, value in data.items():
-        if is_secret_key(str(key)):
-            _collect(value, secrets)
-            out[key] = REDACTED
-        elif isinstance(value, dict):
-            out[key] = redact_mapping(value, secrets)
-        elif isinstance(value, list):
-            out[key] = [redact_mapping(v, secrets) if isinstance(v, dict) else v for v in value]
+        if is_secret_key(str(key)) or key in extra_keys:
+            out[key] = _redact_value(str(key), value, secrets)
         else:
-            out[key] = value
+            out[key] = redact_data(value, secrets, extra_keys)
     return out
 
 
-def _collect(value: Any, secrets: set[str]) -> None:
-    if isinstance(value, str):
-        if len(value) >= 4:
-            secrets.add(value)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            _collect(item, secrets)
-    elif isinstance(value, dict):
-        for item in value.values():
-            _collect(item, secrets)
+def redact_data(value: Any, secrets: set[str], extra_keys: Any = ()) -> Any:
+    """Like :func:`redact_mapping` for any JSON value (lists of objects too)."""
+    if isinstance(value, dict):
+        return redact_mapping(value, secrets, extra_keys)
+    if isinstance(value, list):
+        return [redact_data(item, secrets, extra_keys) for item in value]
+    return value
+
+
+def redact_all(value: Any) -> Any:
+    """Every leaf replaced (``sensitive_post_parameters()`` without names)."""
+    if isinstance(value, dict):
+        return {k: redact_all(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_all(v) for v in value]
+    return REDACTED
+
+
+def redact_text(text: str, secrets: set[str], *, form: bool = True, html: bool = False) -> str:
+    """Secret-keyed values inside text: ``"key": value`` (JSON), ``key=value``
+    (URL-encoded, when ``form``) and ``<input name=... value=...>`` (when ``html``)."""
+    if not text:
+        return text
+
+    def json_pair(match: re.Match[str]) -> str:
+        key = match.group("key")
+        if not is_secret_key(key):
+            return match.group(0)
+        value = match.group("value")
+        collect(value[1:-1] if value.startswith('"') else value, secrets)
+        start, end = match.span("value")
+        offset = match.start()
+        whole = match.group(0)
+        return whole[: start - offset] + f'"{REDACTED}"' + whole[end - offset :]
+
+    if '"' in text:
+        text = _JSON_PAIR_RE.sub(json_pair, text)
+
+    if form and "=" in text:
+
+        def form_pair(match: re.Match[str]) -> str:
+            key = unquote_plus(match.group("key"))
+            value = match.group("value")
+            if not is_secret_key(key) or not value or value == quote_plus(REDACTED):
+                return match.group(0)
+            collect(unquote_plus(value), secrets)
+            collect(value, secrets)
+            return f"{match.group('key')}={quote_plus(REDACTED)}"
+
+        text = _FORM_PAIR_RE.sub(form_pair, text)
+
+    if html and "<input" in text.lower():
+
+        def html_input(match: re.Match[str]) -> str:
+            tag = match.group(0)
+            attrs = {m.group("name").lower(): m for m in _HTML_ATTR_RE.finditer(tag, len("<input"))}
+            name, value = attrs.get("name"), attrs.get("value")
+            if name is None or value is None or not is_secret_key(name.group("value").strip("\"'")):
+                return tag
+            raw = value.group("value").strip("\"'")
+            collect(raw, secrets)
+            start, end = value.span("value")
+            return tag[:start] + f'"{REDACTED}"' + tag[end:]
+
+        text = _HTML_INPUT_RE.sub(html_input, text)
+    return text
+
+
+# --- the final pass ------------------------------------------------------------------
+
+
+def _needles(secrets: set[str]) -> list[str]:
+    values = {s for s in secrets if s and len(s) >= MIN_SECRET and s != REDACTED}
+    for name in ("SECRET_KEY", "SECRET_KEY_FALLBACKS"):
+        configured = getattr(settings, name, None)
+        for key in [configured] if isinstance(configured, str) else list(configured or []):
+            if isinstance(key, str) and key:
+                values.add(key)
+    # The same secrets as they appear in URLs and form bodies.
+    for value in list(values):
+        for variant in (quote(value, safe=""), quote_plus(value)):
+            if variant != value:
+                values.add(variant)
+    return sorted(values, key=len, reverse=True)
+
+
+class _Scrubber:
+    def __init__(self, secrets: set[str]) -> None:
+        self.needles = _needles(secrets)
+        self.pattern = (
+            re.compile("|".join(re.escape(n) for n in self.needles)) if self.needles else None
+        )
+        self.byte_needles = [n.encode("utf-8") for n in self.needles]
+        # Prefixes of long secrets, to catch one cut short by a length limit.
+        self.long = [n for n in self.needles if len(n) >= 12]
+
+    def text(self, value: str) -> str:
+        if PASSWORD_HASH_RE.match(value):
+            return REDACTED
+        if self.pattern is not None and self.pattern.search(value):
+            value = self.pattern.sub(REDACTED, value)
+        if "$" in value:
+            value = PASSWORD_HASH_IN_TEXT_RE.sub(REDACTED, value)
+        if self.long and value.endswith("…"):
+            value = self._cut_tail(value)
+        return value
+
+    def _cut_tail(self, value: str) -> str:
+        """A repr cut at its length limit may end with the start of a secret."""
+        body = value[:-1]
+        stripped = body.rstrip("'\"")
+        for needle in self.long:
+            for length in range(min(len(needle) - 1, len(stripped)), 7, -1):
+                if stripped.endswith(needle[:length]):
+                    return stripped[: len(stripped) - length] + REDACTED + "…"
+        return value
+
+    def base64(self, value: str) -> str:
+        try:
+            data = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            return value
+        changed = False
+        for needle in self.byte_needles:
+            if needle in data:
+                data = data.replace(needle, REDACTED.encode())
+                changed = True
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is not None and "$" in text:
+            cleaned = PASSWORD_HASH_IN_TEXT_RE.sub(REDACTED, text)
+            if cleaned != text:
+                data = cleaned.encode("utf-8")
+                changed = True
+        return base64.b64encode(data).decode("ascii") if changed else value
+
+    def walk(self, value: Any, key: str = "") -> Any:
+        if isinstance(value, str):
+            if key.endswith("base64"):
+                return self.base64(value)
+            return self.text(value)
+        if isinstance(value, list):
+            return [self.walk(v, key) for v in value]
+        if isinstance(value, dict):
+            if value.get("$t") == "bytes" and isinstance(value.get("v"), str):
+                return {"$t": "bytes", "v": self.base64(value["v"])}
+            # Keys are left alone: they are the document's structure, and a
+            # short secret must not rename "content" or "request".
+            return {k: self.walk(v, str(k)) for k, v in value.items()}
+        return value
 
 
 def scrub(document: Any, secrets: set[str]) -> Any:
     """Replace every occurrence of a known secret, and every password hash."""
-    secret_key = getattr(settings, "SECRET_KEY", "")
-    needles = sorted(
-        {s for s in secrets if s} | ({secret_key} if secret_key else set()), key=len, reverse=True
-    )
-    pattern = re.compile("|".join(re.escape(n) for n in needles)) if needles else None
-    return _scrub(document, pattern)
-
-
-def _scrub(value: Any, pattern: re.Pattern[str] | None) -> Any:
-    if isinstance(value, str):
-        if PASSWORD_HASH_RE.match(value):
-            return REDACTED
-        if pattern is not None and pattern.search(value):
-            return pattern.sub(REDACTED, value)
-        return value
-    if isinstance(value, list):
-        return [_scrub(v, pattern) for v in value]
-    if isinstance(value, dict):
-        return {k: _scrub(v, pattern) for k, v in value.items()}
-    return value
+    return _Scrubber(secrets).walk(document)

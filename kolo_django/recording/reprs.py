@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.utils.functional import LazyObject, Promise, empty
 
 from .recorder import current
-from .redact import REDACTED, is_secret_key
+from .redact import REDACTED, collect, is_secret_key
 
 _state = threading.local()
 _PLAIN = (int, float, bool, type(None))
@@ -102,11 +102,33 @@ def _guarded_repr(value: Any) -> str:
         _state.active = False
 
 
-def safe_locals(frame_locals: dict[str, Any], limit: int, max_locals: int) -> dict[str, str]:
+def safe_locals(
+    frame_locals: dict[str, Any],
+    limit: int,
+    max_locals: int,
+    sensitive: Any = None,
+    secrets: set[str] | None = None,
+) -> dict[str, str]:
+    """Bounded reprs of a frame's locals.
+
+    ``sensitive``: what Django's ``@sensitive_variables`` marked for this frame,
+    ``"__ALL__"`` or a tuple of names. Named values are hidden and go into
+    ``secrets`` for the scrub pass; with ``"__ALL__"`` every value is hidden
+    (and none scrubbed elsewhere, as with ``sensitive_post_parameters()``).
+    """
     out: dict[str, str] = {}
+    hide_all = sensitive == "__ALL__"
+    names = () if hide_all or not sensitive else sensitive
     for name, value in frame_locals.items():
         if len(out) >= max_locals:
             out["…"] = f"{len(frame_locals) - max_locals} more"
             break
-        out[name] = REDACTED if is_secret_key(name) else safe_repr(value, limit)
+        if hide_all:
+            out[name] = REDACTED
+        elif name in names or is_secret_key(name):
+            if secrets is not None and isinstance(value, (str, bytes)):
+                collect(value, secrets)
+            out[name] = REDACTED
+        else:
+            out[name] = safe_repr(value, limit)
     return out

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from typing import Any
 
@@ -13,7 +12,17 @@ from django.http.request import RawPostDataException
 
 from ..trace import encode_value
 from .recorder import Recorder
-from .redact import REDACTED, is_secret_key, redact_mapping
+from .redact import (
+    COOKIE_SECRET_MIN,
+    REDACTED,
+    collect,
+    collect_credentials,
+    is_secret_key,
+    redact_all,
+    redact_data,
+    redact_mapping,
+    redact_text,
+)
 
 SKIP_HEADERS = {"content-length"}
 
@@ -22,8 +31,9 @@ def capture_request(request: HttpRequest, recorder: Recorder) -> dict[str, Any]:
     config = recorder.config
     secrets = recorder.secrets
     for value in request.COOKIES.values():
-        if len(value) >= 6:
-            secrets.add(value)
+        collect(value, secrets, COOKIE_SECRET_MIN)
+    # The CSRF secret, also when this request made it or it came in a header.
+    collect(request.META.get("CSRF_COOKIE"), secrets)
     headers = {k: v for k, v in request.headers.items() if k.lower() not in SKIP_HEADERS}
     section: dict[str, Any] = {
         "method": request.method,
@@ -31,15 +41,15 @@ def capture_request(request: HttpRequest, recorder: Recorder) -> dict[str, Any]:
         "host": request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", ""),
         "path": request.path,
         "path_info": request.path_info,
-        "query_string": request.META.get("QUERY_STRING", ""),
-        "query": {k: request.GET.getlist(k) for k in request.GET},
+        "query_string": redact_text(request.META.get("QUERY_STRING", ""), secrets),
+        "query": _form(request.GET, request, secrets, config, post=False)[0],
         "headers": redact_mapping(headers, secrets),
         "content_type": request.content_type or "",
         "auth": _auth(request, secrets),
         "body": _body(request, config, secrets),
         "user": _user(request),
         "session": recorder.session_before,
-        "resolver": _resolver(request),
+        "resolver": _resolver(request, secrets),
     }
     return section
 
@@ -48,47 +58,71 @@ def _auth(request: HttpRequest, secrets: set[str]) -> dict[str, Any] | None:
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if not header:
         return None
-    scheme, _, credentials = header.partition(" ")
-    if len(credentials.strip()) >= 4:
-        secrets.add(credentials.strip())
-    info: dict[str, Any] = {"scheme": scheme.lower()}
-    if scheme.lower() == "basic":
-        try:
-            username, _, password = (
-                base64.b64decode(credentials.strip()).decode("utf-8").partition(":")
-            )
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            return info
-        info["username"] = username
-        # Shorter values would scrub ordinary letters from the whole document;
-        # the header that carried them is redacted anyway.
-        if len(password) >= 4:
-            secrets.add(password)
-    return info
+    # Credentials are remembered for the scrub pass, never kept.
+    return collect_credentials(header, secrets)
 
 
 def _sensitive(request: HttpRequest) -> Any:
+    """Names from ``@sensitive_post_parameters``, ``"__ALL__"``, or None."""
     return getattr(request, "sensitive_post_parameters", None)
 
 
-def _form(query_dict: Any, request: HttpRequest, secrets: set[str]) -> dict[str, list[str]]:
-    sensitive = _sensitive(request)
+def _form(
+    query_dict: Any,
+    request: HttpRequest,
+    secrets: set[str],
+    config: dict[str, Any],
+    *,
+    post: bool = True,
+) -> tuple[dict[str, list[str]], bool]:
+    """Fields to lists of values, redacted; and whether a value was cut."""
+    sensitive = _sensitive(request) if post else None
+    cap = int(config["MAX_BODY_BYTES"])
     form: dict[str, list[str]] = {}
+    truncated = False
     for key in query_dict:
         values = query_dict.getlist(key)
         named = bool(sensitive) and sensitive != "__ALL__" and key in sensitive
         if named or is_secret_key(key):
             for value in values:
-                if isinstance(value, str) and len(value) >= 4:
-                    secrets.add(value)
+                collect(value, secrets)
             form[key] = [REDACTED] * len(values)
         elif sensitive == "__ALL__":
             # Like Django's error reports: hidden in the request body, but a
             # username is not scrubbed from every row it appears in.
             form[key] = [REDACTED] * len(values)
         else:
-            form[key] = values
-    return form
+            kept = []
+            for value in values:
+                if isinstance(value, str) and len(value) > cap:
+                    value, truncated = value[:cap], True
+                kept.append(value)
+            form[key] = kept
+    return form, truncated
+
+
+def _form_body(kind: str, form: tuple[dict[str, list[str]], bool]) -> dict[str, Any]:
+    body: dict[str, Any] = {"kind": kind, "form": form[0]}
+    if form[1]:
+        body["truncated"] = True
+    return body
+
+
+def _raw_body(request: HttpRequest, cap: int) -> tuple[bytes, int]:
+    """At most ``cap`` + 1 bytes of the body, and its size. A large body the
+    view did not read is never read whole."""
+    if hasattr(request, "_body"):
+        raw = request._body
+        return raw[: cap + 1], len(raw)
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length <= cap:
+        raw = request.body
+        return raw, len(raw)
+    # The response is made: nothing else reads the stream after us.
+    return request.read(cap + 1), length
 
 
 def _body(request: HttpRequest, config: dict[str, Any], secrets: set[str]) -> dict[str, Any]:
@@ -99,41 +133,42 @@ def _body(request: HttpRequest, config: dict[str, Any], secrets: set[str]) -> di
             post, files = request.POST, request.FILES
         except Exception as exc:
             return {"kind": "unreadable", "error": f"{type(exc).__name__}: {exc}"}
-        return {
-            "kind": "multipart",
-            "form": _form(post, request, secrets),
-            "files": [_file(field, f, config) for field in files for f in files.getlist(field)],
-        }
+        body = _form_body("multipart", _form(post, request, secrets, config))
+        body["files"] = [_file(field, f, config) for field in files for f in files.getlist(field)]
+        return body
     if content_type == "application/x-www-form-urlencoded":
         try:
-            return {"kind": "form", "form": _form(request.POST, request, secrets)}
+            return _form_body("form", _form(request.POST, request, secrets, config))
         except Exception as exc:
             return {"kind": "unreadable", "error": f"{type(exc).__name__}: {exc}"}
     try:
-        raw = request.body
+        raw, size = _raw_body(request, cap)
     except RawPostDataException:
         return {"kind": "unreadable", "error": "the view read the request stream directly"}
     except Exception as exc:  # RequestDataTooBig and the like: still a trace, without the body
         return {"kind": "unreadable", "error": f"{type(exc).__name__}: {exc}"}
     if not raw:
         return {"kind": "empty"}
-    size = len(raw)
-    if "json" in content_type:
+    sensitive = _sensitive(request)
+    if "json" in content_type and size <= cap:
         try:
             data = json.loads(raw)
         except ValueError:
             pass
         else:
-            if isinstance(data, dict):
-                data = redact_mapping(data, secrets)
-            if size <= cap:
-                return {"kind": "json", "json": data, "size": size}
+            if sensitive == "__ALL__":
+                data = redact_all(data)
+            else:
+                data = redact_data(data, secrets, sensitive or ())
+            return {"kind": "json", "json": data, "size": size}
     body: dict[str, Any] = {"kind": "raw", "size": size}
     chunk = raw[:cap]
     try:
-        body["text"] = chunk.decode(request.encoding or "utf-8")
+        text = chunk.decode(request.encoding or "utf-8")
     except UnicodeDecodeError:
         body["base64"] = base64.b64encode(chunk).decode("ascii")
+    else:
+        body["text"] = REDACTED if sensitive == "__ALL__" else redact_text(text, secrets)
     if size > cap:
         body["truncated"] = True
     return body
@@ -148,6 +183,8 @@ def _file(field: str, upload: Any, config: dict[str, Any]) -> dict[str, Any]:
         "size": upload.size,
     }
     try:
+        # Only the first MAX_FILE_BYTES: a large upload stays on disk where
+        # Django's upload handler put it.
         upload.seek(0)
         content = upload.read(cap)
         upload.seek(0)
@@ -185,10 +222,11 @@ def _user(request: HttpRequest) -> dict[str, Any] | None:
     }
 
 
-def _resolver(request: HttpRequest) -> dict[str, Any] | None:
+def _resolver(request: HttpRequest, secrets: set[str]) -> dict[str, Any] | None:
     match = getattr(request, "resolver_match", None)
     if match is None:
         return None
+    kwargs = {k: encode_value(v) for k, v in match.kwargs.items()}
     return {
         "route": match.route,
         "url_name": match.url_name,
@@ -196,7 +234,9 @@ def _resolver(request: HttpRequest) -> dict[str, Any] | None:
         "view_name": match.view_name,
         "view": match._func_path,
         "args": [encode_value(a) for a in match.args],
-        "kwargs": {k: encode_value(v) for k, v in match.kwargs.items()},
+        # A token in the URL (password reset links) is hidden here and
+        # scrubbed from the path by the final pass.
+        "kwargs": redact_mapping(kwargs, secrets),
     }
 
 
@@ -206,8 +246,7 @@ def capture_response(
     config = recorder.config
     secrets = recorder.secrets
     for morsel in response.cookies.values():
-        if len(morsel.value) >= 6:
-            secrets.add(morsel.value)
+        collect(morsel.value, secrets, COOKIE_SECRET_MIN)
     headers = redact_mapping(dict(response.items()), secrets)
     content_type = response.get("Content-Type", "")
     section: dict[str, Any] = {
@@ -222,23 +261,29 @@ def capture_response(
         "streaming": bool(getattr(response, "streaming", False)),
     }
     if not section["streaming"]:
-        content = bytes(getattr(response, "content", b""))
+        content = getattr(response, "content", b"")
         cap = int(config["MAX_RESPONSE_BYTES"])
         section["size"] = len(content)
-        charset = getattr(response, "charset", None) or "utf-8"
-        try:
-            section["content"] = content[:cap].decode(charset)
-        except UnicodeDecodeError:
-            section["content_base64"] = base64.b64encode(content[:cap]).decode("ascii")
-        if len(content) > cap:
-            section["content_truncated"] = True
-        if "json" in content_type.lower():
+        is_json = "json" in content_type.lower()
+        # Parsed only when it fits: a huge JSON response would cost many times
+        # its size in memory, and the document would carry all of it.
+        if is_json and len(content) <= cap:
             try:
                 data = json.loads(content)
             except ValueError:
                 pass
             else:
-                section["json"] = redact_mapping(data, secrets) if isinstance(data, dict) else data
+                section["json"] = redact_data(data, secrets)
+        chunk = bytes(content[:cap])
+        charset = getattr(response, "charset", None) or "utf-8"
+        try:
+            text = chunk.decode(charset)
+        except UnicodeDecodeError:
+            section["content_base64"] = base64.b64encode(chunk).decode("ascii")
+        else:
+            section["content"] = redact_text(text, secrets, form=False, html=not is_json)
+        if len(content) > cap:
+            section["content_truncated"] = True
     return section
 
 

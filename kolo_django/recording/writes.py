@@ -13,7 +13,7 @@ from ..trace import encode_value
 from .hooks import guarded
 from .orm import field_value
 from .recorder import current
-from .redact import REDACTED, is_secret_key
+from .redact import DB_SECRET_MIN, REDACTED, collect, is_secret_key
 
 
 def _receiver(func: Any) -> Any:
@@ -28,14 +28,17 @@ def _receiver(func: Any) -> Any:
     return receiver
 
 
-def _values(instance: Any) -> dict[str, Any]:
-    values = {}
+def _values(instance: Any, secrets: set[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
     for field in instance._meta.concrete_fields:
         if field.attname in instance.__dict__:
             raw = instance.__dict__[field.attname]
-            values[field.attname] = (
-                REDACTED if is_secret_key(field.attname) else field_value(field, instance, raw)
-            )
+            if is_secret_key(field.attname):
+                # The written value also travels in the INSERT's parameters.
+                collect(raw, secrets, DB_SECRET_MIN)
+                values[field.attname] = REDACTED
+            else:
+                values[field.attname] = field_value(field, instance, raw)
     return values
 
 
@@ -59,7 +62,7 @@ def _on_save(
             "model": instance._meta.label_lower,
             "alias": using,
             "pk": encode_value(instance.pk),
-            "values": _values(instance),
+            "values": _values(instance, recorder.secrets),
             "update_fields": sorted(update_fields) if update_fields else None,
         }
     )
