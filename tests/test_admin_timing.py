@@ -1,8 +1,8 @@
 """Timing figures for the trace admin, printed, never asserted.
 
-    .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_admin_timing.py -s
+    .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_admin_timing.py
 
-stores 10,000 small traces (bulk_create) and one trace of 5,000 events, then
+stores 10,000 small traces (bulk_create) and two traces of 5,000 events, then
 prints the median server time of the list and the detail pages through the test
 client (targets: list ≤ 200 ms, detail ≤ 1 s). Timing on shared CI machines is
 noise, so nothing here fails on a slow run.
