@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "todos",
+    "catalog",
 ]
 if WITH_KOLO:
     INSTALLED_APPS.append("kolo_django")

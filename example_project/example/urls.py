@@ -8,6 +8,7 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("catalog/", include("catalog.urls")),
     path("", include("todos.urls")),
 ]
 

@@ -95,7 +95,7 @@ def build_seeds(
     seeds: dict[tuple[str, str], SeedRow] = {}
     user_model = get_user_model()
     used_names: set[str] = set()
-    for key, row in _ordered(candidates):
+    for key, row in _ordered(candidates, rowset):
         var = _var_name(row, used_names)
         factory = (factories or {}).get(row.model)
         explicit = row.label in explicit_models
@@ -116,14 +116,24 @@ def build_seeds(
         seed.fixups = _fixups(seed, shown)
     links = _links(through_rows, seeds, rowset)
     sequence_models = sorted(
-        {s.model for s in seeds.values() if s.explicit_pk and _integer_pk(s.model)},
+        {
+            m
+            for s in seeds.values()
+            if s.explicit_pk and _integer_pk(s.model)
+            # A multi-table child's id lives in its root parent's sequence.
+            for m in [s.model, *s.model._meta.get_parent_list()]
+            if not m._meta.pk.is_relation
+        },
         key=lambda m: m._meta.label,
     )
     return Seeds(list(seeds.values()), links, seeds, sequence_models, notes)
 
 
 def _integer_pk(model: type[models.Model]) -> bool:
-    return model._meta.pk.get_internal_type() in (
+    pk = model._meta.pk
+    while pk.is_relation:  # a multi-table child: the root parent's key
+        pk = pk.target_field
+    return pk.get_internal_type() in (
         "AutoField",
         "BigAutoField",
         "SmallAutoField",
@@ -195,12 +205,30 @@ def _add_missing_parents(
     created: dict[tuple[str, str], int],
     notes: list[str],
 ) -> None:
-    for fk in _fk_fields(row.model):
-        value = row.values.get(fk.attname)
+    for target, target_field, value in _references(row, rowset):
         if value is None or value == REDACTED:
             continue
-        target = fk.related_model
-        if fk.target_field is not target._meta.pk:
+        if target_field is not target._meta.pk:
+            # A foreign key to a unique non-primary field (to_field).
+            if _find_by_field(target, target_field.attname, value, candidates) is not None:
+                continue
+            found = _find_by_field(target, target_field.attname, value, rowset.rows)
+            key = found or (target._meta.label_lower, f"{target_field.attname}={pk_key(value)}")
+            if key in created:
+                continue
+            candidates[key] = (
+                rowset.rows[found]
+                if found
+                else Row(
+                    target,
+                    row.alias,
+                    None,
+                    {target_field.attname: value},
+                    {"minimal"},
+                    row.trace_index,
+                )
+            )
+            _add_missing_parents(candidates[key], candidates, rowset, created, notes)
             continue
         key = (target._meta.label_lower, pk_key(value))
         if key[0] in NEVER_SEEDED or key in candidates or key in created:
@@ -218,7 +246,57 @@ def _add_missing_parents(
         _add_missing_parents(parent, candidates, rowset, created, notes)
 
 
-def _ordered(candidates: dict[tuple[str, str], Row]) -> list[tuple[tuple[str, str], Row]]:
+def generic_fks(model: type[models.Model]) -> list[tuple[Any, Any]]:
+    """(content type field, object id field) of each GenericForeignKey."""
+    from django.contrib.contenttypes.fields import GenericForeignKey
+
+    pairs = []
+    for private in model._meta.private_fields:
+        if isinstance(private, GenericForeignKey):
+            pairs.append(
+                (
+                    model._meta.get_field(private.ct_field),
+                    model._meta.get_field(private.fk_field),
+                )
+            )
+    return pairs
+
+
+def generic_target(row: Row, ct_field: Any, rowset: RowSet) -> type[models.Model] | None:
+    app_label, name = _content_type(row.values.get(ct_field.attname), rowset)
+    return get_model(f"{app_label}.{name}") if app_label else None
+
+
+def _references(row: Row, rowset: RowSet) -> list[tuple[type[models.Model], Any, Any]]:
+    """(target model, target field, value) of each reference a row makes."""
+    found = [
+        (fk.related_model, fk.target_field, row.values.get(fk.attname))
+        for fk in _fk_fields(row.model)
+    ]
+    for ct_field, fk_field in generic_fks(row.model):
+        target = generic_target(row, ct_field, rowset)
+        if target is not None:
+            found.append((target, target._meta.pk, row.values.get(fk_field.attname)))
+    return found
+
+
+def _find_by_field(
+    model: type[models.Model], attname: str, value: Any, rows: dict[tuple[str, str], Row]
+) -> tuple[str, str] | None:
+    label = model._meta.label_lower
+    for key, row in rows.items():
+        if (
+            key[0] == label
+            and attname in row.values
+            and pk_key(row.values[attname]) == pk_key(value)
+        ):
+            return key
+    return None
+
+
+def _ordered(
+    candidates: dict[tuple[str, str], Row], rowset: RowSet
+) -> list[tuple[tuple[str, str], Row]]:
     graph: dict[str, set[str]] = {}
     for row in candidates.values():
         deps = graph.setdefault(row.label, set())
@@ -228,6 +306,10 @@ def _ordered(candidates: dict[tuple[str, str], Row]) -> list[tuple[tuple[str, st
                 deps.add(target)
             elif target != row.label and row.values.get(fk.attname) is not None:
                 deps.add(target)
+        for ct_field, _fk_field in generic_fks(row.model):
+            target_model = generic_target(row, ct_field, rowset)
+            if target_model is not None and target_model._meta.label_lower != row.label:
+                deps.add(target_model._meta.label_lower)
     try:
         order = list(graphlib.TopologicalSorter(graph).static_order())
     except graphlib.CycleError:
@@ -239,7 +321,34 @@ def _ordered(candidates: dict[tuple[str, str], Row]) -> list[tuple[tuple[str, st
         number = int(key) if key.isdigit() else -1
         return (rank.get(label, 0), 0 if row.pk is not None else 1, number, key)
 
-    return sorted(candidates.items(), key=sort_key)
+    ordered = sorted(candidates.items(), key=sort_key)
+    return _parents_first(ordered)
+
+
+def _parents_first(ordered: list[tuple[tuple[str, str], Row]]) -> list[tuple[tuple[str, str], Row]]:
+    """Rows of a self-referencing model (a tree) after the row they point at."""
+    keys = {key for key, _ in ordered}
+    placed: set[tuple[str, str]] = set()
+    out: list[tuple[tuple[str, str], Row]] = []
+    waiting = list(ordered)
+    while waiting:
+        progressed = False
+        for item in list(waiting):
+            key, row = item
+            parents = {
+                (row.label, pk_key(row.values[fk.attname]))
+                for fk in _fk_fields(row.model)
+                if fk.related_model is row.model and row.values.get(fk.attname) is not None
+            }
+            if all(p in placed or p not in keys or p == key for p in parents):
+                out.append(item)
+                placed.add(key)
+                waiting.remove(item)
+                progressed = True
+        if not progressed:  # a cycle: keep the recorded order
+            out.extend(waiting)
+            break
+    return out
 
 
 def _var_name(row: Row, used: set[str]) -> str:
@@ -276,6 +385,10 @@ def _field_codes(
             continue
         value = row.values[f.attname]
         if value == REDACTED:
+            continue
+        generic = _generic_reference(seed, f, value, seeds, rowset)
+        if generic is not None:
+            codes[f.name] = generic
             continue
         if f.is_relation and (f.many_to_one or f.one_to_one):
             code = _reference(f, value, seeds, rowset)
@@ -320,6 +433,20 @@ def _fixups(seed: SeedRow, shown: str) -> dict[str, Code]:
     return fixups
 
 
+def _generic_reference(
+    seed: SeedRow, f: Any, value: Any, seeds: dict[tuple[str, str], SeedRow], rowset: RowSet
+) -> Code | None:
+    """The object id of a generic foreign key, as the seeded target's pk."""
+    for ct_field, fk_field in generic_fks(seed.model):
+        if fk_field is f and value is not None:
+            target = generic_target(seed.row, ct_field, rowset)
+            if target is not None:
+                found = seeds.get((target._meta.label_lower, pk_key(value)))
+                if found is not None:
+                    return Code(f"{found.var}.pk")
+    return None
+
+
 def _required(f: Any) -> bool:
     if f.null or f.blank or f.has_default() or getattr(f, "auto_created", False):
         return False
@@ -343,6 +470,10 @@ def _reference(
     if value is None:
         return None if f.null else literal(None)
     target = f.related_model
+    if f.target_field is not target._meta.pk:
+        by_field = {k: s.row for k, s in seeds.items()}
+        found = _find_by_field(target, f.target_field.attname, value, by_field)
+        return Code(seeds[found].var) if found else None
     key = (target._meta.label_lower, pk_key(value))
     if key in seeds:
         return Code(seeds[key].var)

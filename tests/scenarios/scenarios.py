@@ -330,6 +330,49 @@ def flow(s: Session) -> None:
     s.post(f"/todos/{pk}/edit/", data=data, expect=302)
 
 
+# --- the catalog app: relations the todos app lacks ---------------------------------------
+
+
+def category_tree(s: Session) -> None:
+    """A self-referencing foreign key (ancestors walked up) and a count."""
+    s.get("/catalog/categories/editors/")
+
+
+def digital_product(s: Session) -> None:
+    """Multi-table inheritance: the child row and its parent row."""
+    from catalog.models import DigitalProduct
+
+    s.get(f"/catalog/digital/{DigitalProduct.objects.get(sku='ED-01').pk}/")
+
+
+def product_suppliers(s: Session) -> None:
+    """An explicit M2M through model, and a foreign key to a non-primary field."""
+    s.get("/catalog/products/KB-01/suppliers/")
+
+
+def product_reviews(s: Session) -> None:
+    """A generic foreign key and an aggregate over it."""
+    s.get("/catalog/products/KB-01/reviews/")
+
+
+def add_supply(s: Session) -> None:
+    s.post(
+        "/catalog/products/ED-01/suppliers/add/",
+        expect=201,
+        data=json.dumps({"supplier": "Initech", "lead_days": 9}),
+        content_type="application/json",
+    )
+
+
+def review_product(s: Session) -> None:
+    s.post(
+        "/catalog/products/ED-01/reviews/add/",
+        expect=201,
+        data=json.dumps({"stars": 2, "text": "Meh"}),
+        content_type="application/json",
+    )
+
+
 SCENARIOS: dict[str, Callable[[Session], None]] = {
     "list": list_,
     "list_page2": list_page2,
@@ -360,6 +403,12 @@ SCENARIOS: dict[str, Callable[[Session], None]] = {
     "forbidden": forbidden,
     "invalid_form": invalid_form,
     "flow": flow,
+    "category_tree": category_tree,
+    "digital_product": digital_product,
+    "product_suppliers": product_suppliers,
+    "product_reviews": product_reviews,
+    "add_supply": add_supply,
+    "review_product": review_product,
 }
 
 # Values no generated file may contain, whatever the scenario.

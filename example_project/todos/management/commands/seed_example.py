@@ -13,6 +13,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+from catalog.seed import seed_catalog
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
@@ -101,9 +102,10 @@ class Command(BaseCommand):
                 owner=alice,
             )
 
+        catalog = seed_catalog()
         self.stdout.write(
             f"Seeded 2 users (alice, bob), {len(lists)} lists, {len(tags)} tags, "
-            f"{todo_count} todos ({done_count} done), {len(PROJECTS)} projects."
+            f"{todo_count} todos ({done_count} done), {len(PROJECTS)} projects; catalog: {catalog}."
         )
 
     def _user(self, username: str, password: str, **flags: bool) -> Any:
