@@ -181,10 +181,18 @@ def recording_enabled() -> bool:
 
 def is_test_run() -> bool:
     # setup_test_environment(), called by Django's runner and by pytest-django,
-    # installs ``mail.outbox``: the one public marker of a test run.
+    # installs ``mail.outbox`` and saves the settings it changes on _TestState.
+    # Both are required: the locmem email backend creates mail.outbox by itself,
+    # so a development server using it would stop recording after one mail.
     from django.core import mail
 
-    return hasattr(mail, "outbox")
+    if not hasattr(mail, "outbox"):
+        return False
+    try:
+        from django.test.utils import _TestState
+    except ImportError:  # pragma: no cover - a Django without it
+        return True
+    return hasattr(_TestState, "saved_data")
 
 
 @lru_cache(maxsize=1)

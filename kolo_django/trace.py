@@ -105,10 +105,34 @@ def decode_value(value: Any) -> Any:
     return raw
 
 
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def dumps(document: dict[str, Any]) -> bytes:
-    """Compressed storage form of a document."""
-    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str)
-    return zlib.compress(text.encode("utf-8"), 6)
+    """Compressed storage form of a document: its compact JSON, zlib-compressed.
+
+    Written a top-level key (and an event) at a time into the compressor, so the
+    whole JSON text of a large document is never held in memory at once."""
+    compressor = zlib.compressobj(6)
+    out: list[bytes] = []
+
+    def write(text: str) -> None:
+        out.append(compressor.compress(text.encode("utf-8")))
+
+    write("{")
+    for index, (key, value) in enumerate(document.items()):
+        write(("," if index else "") + _json(str(key)) + ":")
+        if isinstance(value, list) and len(value) > 100:
+            write("[")
+            for position, item in enumerate(value):
+                write(("," if position else "") + _json(item))
+            write("]")
+        else:
+            write(_json(value))
+    write("}")
+    out.append(compressor.flush())
+    return b"".join(out)
 
 
 def loads(data: bytes | memoryview) -> dict[str, Any]:

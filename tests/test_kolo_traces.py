@@ -375,7 +375,9 @@ def test_prune_without_limits(traces: Any, settings: Any) -> None:
 
 
 @pytest.mark.parametrize("days", [float("inf"), float("nan"), -1, 0])
-def test_unusable_age_setting_is_reported_and_ignored(traces: Any, settings: Any, days: float) -> None:
+def test_unusable_age_setting_is_reported_and_ignored(
+    traces: Any, settings: Any, days: float
+) -> None:
     from django.core.checks import Tags, run_checks
 
     store(age=dt.timedelta(days=30))

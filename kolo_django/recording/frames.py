@@ -9,6 +9,7 @@ per-code-object cache.
 from __future__ import annotations
 
 import dis
+import functools
 import inspect
 import logging
 import os
@@ -427,6 +428,43 @@ def start(recorder: Recorder) -> Any:
             sys.setprofile(_profile)
         _profile_users[thread] = _profile_users.get(thread, 0) + 1
     return True
+
+
+def _profiled_child(child: Any) -> Any:
+    """Run ``child`` (sync code of a recorded request, in a ``sync_to_async``
+    worker thread, inside the request's context) with the profiler on: it is
+    per thread before Python 3.12, and the middleware set it in the event
+    loop's thread only."""
+    tracker = _tracker()
+    if tracker is None or sys.getprofile() is not None:
+        return child()
+    sys.setprofile(_profile)
+    try:
+        return child()
+    finally:
+        sys.setprofile(None)
+
+
+def install_sync_to_async() -> None:
+    """Python < 3.12: capture calls of sync views run by the ASGI handler."""
+    if MONITORING:
+        return
+    from asgiref.sync import SyncToAsync
+
+    original = SyncToAsync.thread_handler
+    if getattr(original, "_kolo_django", False):
+        return
+
+    def thread_handler(
+        self: Any, loop: Any, exc_info: Any, task_context: Any, func: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        # asgiref calls func(child), func entering the request's context.
+        if len(args) == 1 and not kwargs and callable(args[0]):
+            args = (functools.partial(_profiled_child, args[0]),)
+        return original(self, loop, exc_info, task_context, func, *args, **kwargs)
+
+    thread_handler._kolo_django = True  # type: ignore[attr-defined]
+    SyncToAsync.thread_handler = thread_handler  # type: ignore[method-assign]
 
 
 def stop(recorder: Recorder, token: Any) -> None:

@@ -15,7 +15,7 @@ def install_hooks() -> None:
     _installed = True
     from django.db.backends.signals import connection_created
 
-    from . import hooks, http, sql, writes
+    from . import frames, hooks, http, sql, writes
 
     connection_created.connect(sql.install_on_connection, dispatch_uid="kolo_django_sql")
     from django.db import connections
@@ -32,6 +32,7 @@ def install_hooks() -> None:
         hooks.install_exceptions,
         http.install_all,
         writes.install_writes,
+        frames.install_sync_to_async,
     ):
         try:
             install()

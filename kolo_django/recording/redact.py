@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import json
 import re
 from functools import lru_cache
 from typing import Any
@@ -57,10 +59,11 @@ PASSWORD_HASH_IN_TEXT_RE = re.compile(rf"(?<![A-Za-z0-9_])(?:{_HASHERS})\$[^\s'\
 _COOKIE_KEY_RE = re.compile(r"cookie", re.IGNORECASE)
 _AUTH_KEY_RE = re.compile(r"authori[sz]ation", re.IGNORECASE)
 
-# "key": value pairs in JSON-looking text.
-_JSON_PAIR_RE = re.compile(
-    r'"(?P<key>(?:[^"\\]|\\.){1,200})"\s*:\s*(?P<value>"(?:[^"\\]|\\.)*"|[^\s,}\]]+)'
-)
+# "key": value pairs in JSON-looking text. Strings are matched as "unrolled
+# loops": an alternation repeated per character would make the regex engine
+# keep state for every character (20 MB for a 100 KB string).
+_JSON_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+_JSON_PAIR_RE = re.compile(rf"(?P<key>{_JSON_STRING})\s*:\s*(?P<value>{_JSON_STRING}|[^\s,}}\]]+)")
 # key=value pairs in URL-encoded text (query strings, form bodies).
 _FORM_PAIR_RE = re.compile(r"(?:^|(?<=[&?;\s]))(?P<key>[^=&?;\s]{1,200})=(?P<value>[^&;\s]*)")
 _HTML_INPUT_RE = re.compile(r"<input\b[^>]*>", re.IGNORECASE)
@@ -190,11 +193,16 @@ def redact_text(text: str, secrets: set[str], *, form: bool = True, html: bool =
         return text
 
     def json_pair(match: re.Match[str]) -> str:
-        key = match.group("key")
-        if not is_secret_key(key):
+        key = match.group("key")[1:-1]
+        if len(key) > 200 or not is_secret_key(key):
             return match.group(0)
         value = match.group("value")
-        collect(value[1:-1] if value.startswith('"') else value, secrets)
+        if value.startswith('"'):
+            collect(value[1:-1], secrets)
+            with contextlib.suppress(ValueError):
+                collect(json.loads(value), secrets)  # unescaped, as it appears elsewhere
+        else:
+            collect(value, secrets)
         start, end = match.span("value")
         offset = match.start()
         whole = match.group(0)
@@ -304,21 +312,37 @@ class _Scrubber:
         return base64.b64encode(data).decode("ascii") if changed else value
 
     def walk(self, value: Any, key: str = "") -> Any:
+        """The value scrubbed; lists and dicts are changed in place (a copy of a
+        document of MAX_EVENTS events would double the recorder's memory)."""
         if isinstance(value, str):
             if key.endswith("base64"):
                 return self.base64(value)
             return self.text(value)
         if isinstance(value, list):
-            return [self.walk(v, key) for v in value]
+            for index, item in enumerate(value):
+                if not isinstance(item, _PLAIN):
+                    value[index] = self.walk(item, key)
+            return value
         if isinstance(value, dict):
             if value.get("$t") == "bytes" and isinstance(value.get("v"), str):
-                return {"$t": "bytes", "v": self.base64(value["v"])}
+                value["v"] = self.base64(value["v"])
+                return value
             # Keys are left alone: they are the document's structure, and a
             # short secret must not rename "content" or "request".
-            return {k: self.walk(v, str(k)) for k, v in value.items()}
+            for name, item in value.items():
+                if not isinstance(item, _PLAIN):
+                    value[name] = self.walk(item, str(name))
+            return value
+        if isinstance(value, tuple):
+            return [self.walk(v, key) for v in value]
         return value
 
 
+_PLAIN = (int, float, bool, type(None))
+
+
 def scrub(document: Any, secrets: set[str]) -> Any:
-    """Replace every occurrence of a known secret, and every password hash."""
+    """Replace every occurrence of a known secret, and every password hash.
+
+    Changes ``document`` in place and returns it."""
     return _Scrubber(secrets).walk(document)

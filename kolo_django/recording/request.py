@@ -76,7 +76,11 @@ def _form(
     post: bool = True,
 ) -> tuple[dict[str, list[str]], bool]:
     """Fields to lists of values, redacted; and whether a value was cut."""
-    sensitive = _sensitive(request) if post else None
+    sensitive = _sensitive(request)
+    if not post and sensitive == "__ALL__":
+        # Django's filter covers POST only; named parameters are hidden in the
+        # query string too, since the view said that name carries a secret.
+        sensitive = None
     cap = int(config["MAX_BODY_BYTES"])
     form: dict[str, list[str]] = {}
     truncated = False
@@ -114,6 +118,8 @@ def _raw_body(request: HttpRequest, cap: int) -> tuple[bytes, int]:
     if hasattr(request, "_body"):
         raw = request._body
         return raw[: cap + 1], len(raw)
+    if getattr(request, "_read_started", False):
+        raise RawPostDataException("the view read the request stream directly")
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:

@@ -104,7 +104,7 @@ class Command(BaseCommand):
         try:
             return storage.load(trace_id)
         except (LookupError, TraceFormatError) as exc:
-            raise CommandError(str(exc).strip("'\"")) from None
+            raise CommandError(exc.args[0] if exc.args else str(exc)) from None
 
     def _verify(self, source: str, style: str, verbosity: int) -> None:
         result = verify(source, style)
