@@ -328,7 +328,7 @@ def test_command_line_exit_status(tmp_path: Path) -> None:
     assert manage("migrate", "-v", "0").returncode == 0
     cases = [
         (("kolo_generate", UNKNOWN_ID), f"CommandError: no trace with id {UNKNOWN_ID}"),
-        (("kolo_generate", "trc_bad"), "CommandError: trc_bad"),
+        (("kolo_generate", "trc_bad"), "CommandError: 'trc_bad' is not a trace id"),
         (("kolo_traces", "show", UNKNOWN_ID), f"CommandError: no trace with id {UNKNOWN_ID}"),
         (("kolo_generate", UNKNOWN_ID, "--style", "nose"), "CommandError: unknown style 'nose'"),
     ]
