@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                 largest = res["scaling"][-1]
                 summary.append(
                     (
-                        "linear growth (µs/query max/min, sizes ≥ 500)",
+                        "linear growth (µs/query at the largest N / median at 500 ≤ N < largest)",
                         f"{spread:.2f}" if spread else "-",
                         None if spread is None or args.quick else spread <= 1.5,
                     )

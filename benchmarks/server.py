@@ -64,6 +64,11 @@ class ServerProcess:
         return -1
 
 
+def kolo_trace_files(env: Environment) -> int:
+    """Kolo writes one raw file a trace under .kolo/.internal/raw/."""
+    return sum(1 for _ in (env.dir / ".kolo" / ".internal" / "raw").glob("*.kolo"))
+
+
 def hammer(url: str, requests_total: int, threads: int) -> tuple[float, int]:
     """Requests per second for ``requests_total`` GETs from ``threads`` threads,
     and how many answered other than 200."""
@@ -120,6 +125,7 @@ def run(
     stored: dict[str, list[int]] = {c: [] for c in configs}
     for round_index in range(rounds):
         for config in configs:
+            kolo_before = kolo_trace_files(env)
             server = ServerProcess(env, config)
             try:
                 for view in views:
@@ -130,6 +136,8 @@ def run(
                     errors[config] += failed
             finally:
                 saved = server.stop()
+            if config == "kolo":
+                saved = kolo_trace_files(env) - kolo_before
             stored[config].append(saved)
         print(f"  section 2: round {round_index + 1}/{rounds} done", flush=True)
     expected = len(views) * (requests + warmup)
@@ -179,7 +187,7 @@ def table(results: dict[str, Any]) -> Table:
             slowdowns = [1 / r for r in figures["ratios"] if r]
             stored = results["traces_stored_per_round"][config]
             stored_text = ""
-            if config in ("gen", "full"):
+            if config in ("gen", "full", "kolo"):
                 stored_text = f"{min(stored)}/{expected} per round"
             t.add(
                 VIEW_LABELS[view],
