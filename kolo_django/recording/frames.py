@@ -117,7 +117,7 @@ class CallTracker:
 
     def on_call(self, frame: FrameType) -> None:
         recorder = self.recorder
-        if recorder.mode is not None:
+        if recorder.mode is not None or recorder.own_work_depth:
             return
         stack = self._stack()
         self.next_id += 1
@@ -154,7 +154,7 @@ class CallTracker:
         self, frame: FrameType, value: Any, exception: BaseException | None = None
     ) -> None:
         recorder = self.recorder
-        if recorder.mode is not None:
+        if recorder.mode is not None or recorder.own_work_depth:
             return
         self.suspended.pop(frame, None)
         stack = self.stacks.get(threading.get_ident())

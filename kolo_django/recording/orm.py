@@ -121,7 +121,8 @@ def install_from_db() -> None:
         recorder = current()
         if recorder is not None and recorder.mode != "silent":
             try:
-                record_instance(recorder, obj, db)
+                with recorder.own_work():
+                    record_instance(recorder, obj, db)
             except Exception:
                 fault("orm", recorder, "a model row")
         return obj

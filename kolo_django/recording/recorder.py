@@ -47,6 +47,7 @@ class Recorder:
         self.secrets: set[str] = set()
         self.faults: list[str] = []
         self.sql_count = 0
+        self.own_work_depth = 0
         self.templates: list[str] = []
         self.template_context_source: Any = None
         self.mail_seen: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -71,6 +72,16 @@ class Recorder:
         event["t"] = self.elapsed_ms()
         self.events.append(event)
         return event
+
+    @contextlib.contextmanager
+    def own_work(self) -> Iterator[None]:
+        """The recorder's own code runs (encoding rows, custom fields' str()):
+        its calls are not the view's and are not recorded."""
+        self.own_work_depth += 1
+        try:
+            yield
+        finally:
+            self.own_work_depth -= 1
 
     @contextlib.contextmanager
     def in_mode(self, mode: str) -> Iterator[None]:

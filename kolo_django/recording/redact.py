@@ -82,9 +82,12 @@ def _key_regex() -> re.Pattern[str]:
 
 def reset_cache() -> None:
     _key_regex.cache_clear()
+    is_secret_key.cache_clear()
 
 
+@lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
+    # Asked for every column of every row and every local: names repeat.
     return bool(_key_regex().search(key))
 
 

@@ -126,7 +126,8 @@ class RowRecordingCursor:
 
     def _keep(self, rows: Any) -> None:
         try:
-            self._copy(rows)
+            with self.recorder.own_work():
+                self._copy(rows)
         except Exception:  # the user's fetch must never fail because of us
             fault("sql", self.recorder, "fetched rows")
 

@@ -55,6 +55,8 @@ def _on_save(
     recorder = current()
     if recorder is None or recorder.mode is not None:
         return
+    with recorder.own_work():
+        values = _values(instance, recorder.secrets)
     recorder.add(
         {
             "type": "write",
@@ -62,7 +64,7 @@ def _on_save(
             "model": instance._meta.label_lower,
             "alias": using,
             "pk": encode_value(instance.pk),
-            "values": _values(instance, recorder.secrets),
+            "values": values,
             "update_fields": sorted(update_fields) if update_fields else None,
         }
     )
