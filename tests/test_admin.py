@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Permission, User
-from django.db import connections
+from django.db import connection, connections
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 
@@ -233,7 +233,8 @@ def test_detail_of_a_recorded_request_shows_request_sql_rows_and_timeline(
     assert "todos.views.todo_list" in page and "anonymous" in page
     assert "todos/todo_list.html" in page  # templates rendered
     # SQL reindented by sqlparse, with the rows the view read.
-    assert 'SELECT COUNT(*) AS "__count"\nFROM "todos_todo"' in page
+    q = connection.ops.quote_name
+    assert f"SELECT COUNT(*) AS {q('__count')}\nFROM {q('todos_todo')}" in page
     count_rows = [
         e
         for e in response.context["timeline"]["events"]

@@ -11,16 +11,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 import traceback
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from io import StringIO
 from pathlib import Path
 from typing import Any
 
+from ..helpers_recording import stub_api
 from . import project as proj
 from .mutations import CONTROLS, MUTATIONS
 from .scenarios import FIXED_SECRETS, SCENARIOS, Session
@@ -80,27 +79,6 @@ class ScenarioRun:
 
 class _Rollback(Exception):
     pass
-
-
-@contextlib.contextmanager
-def stub_api() -> Iterator[str]:
-    """The example project's stub API on a free local port; yields its base URL."""
-    from stub_api import StubHandler  # example_project/ is on sys.path (tests/settings.py)
-
-    class QuietHandler(StubHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), QuietHandler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @contextlib.contextmanager
