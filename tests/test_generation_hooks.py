@@ -298,3 +298,11 @@ def test_field_parser_that_raises_is_one_line(detail_trace: dict[str, Any]) -> N
 def test_builtin_template_name_passes_checks(settings: Any) -> None:
     settings.KOLO_DJANGO = {**settings.KOLO_DJANGO, "TEST_TEMPLATE": "request_factory"}
     assert not [m for m in run_checks(tags=[Tags.compatibility]) if m.id == "kolo_django.E005"]
+
+
+def test_template_base_decides_imports_whatever_the_style(detail_trace: dict[str, Any]) -> None:
+    team = EXAMPLE / "kolo_templates" / "unittest_team.py.j2"
+    source, _ = generate([detail_trace], style="pytest", template=str(team))
+    assert "from django.test import TestCase" in source
+    assert "import pytest" not in source
+    compile(source, "generated.py", "exec")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -135,9 +136,7 @@ def render(
     env = environment(extra_dirs)
     try:
         tmpl = env.get_template(name)
-        imports = style_imports(
-            plan, "request_factory" if name.endswith("request_factory.py.j2") else style
-        )
+        imports = style_imports(plan, _import_style(tmpl, name, style))
         code = tmpl.render(
             plan=plan, style=style, imports=import_block(imports), features=features()
         )
@@ -150,6 +149,17 @@ def render(
     except jinja2.UndefinedError as exc:
         raise TemplateProblem(f"template {name}: {exc.message}") from None
     return tidy(code, formatter)
+
+
+def _import_style(tmpl: jinja2.Template, name: str, style: str) -> str:
+    """The built-in template a template is (or extends) decides the imports,
+    so a unittest-based template works whatever --style says."""
+    builtin = re.fullmatch(r"kolo_django/(\w+)\.py\.j2", name)
+    if builtin is None and tmpl.filename:
+        source = Path(tmpl.filename).read_text(errors="ignore")
+        builtin = re.search(r"""\{%-?\s*extends\s+["']kolo_django/(\w+)\.py\.j2["']""", source)
+    found = builtin.group(1) if builtin else style
+    return found if found in BUILTIN_TEMPLATES else style
 
 
 def tidy(code: str, formatter_name: str | None = None) -> str:
