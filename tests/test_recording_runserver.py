@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.helpers_recording import free_port, stub_api
+from tests.helpers_recording import free_port, stub_api, throwaway_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MANAGE = REPO_ROOT / "example_project" / "manage.py"
@@ -32,35 +31,15 @@ print(json.dumps([
 
 
 @pytest.fixture
-def database() -> Iterator[dict[str, Any]]:
+def database(tmp_path: Path) -> Iterator[dict[str, Any]]:
     """A database of its own: a SQLite file, or a throwaway PostgreSQL database."""
-    if os.environ.get("KOLO_TEST_DB") != "postgres":
-        yield {"ENGINE": "django.db.backends.sqlite3"}
-        return
-    import psycopg
-
-    name = f"kolo_runserver_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": name,
-            "USER": "postgres",
-            "HOST": "127.0.0.1",
-            "PORT": "5432",
-        }
-    finally:
-        with psycopg.connect(
-            "host=127.0.0.1 user=postgres dbname=postgres", autocommit=True
-        ) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database(tmp_path) as config:
+        yield config
 
 
 @pytest.fixture
 def project_env(tmp_path: Path, database: dict[str, Any]) -> Iterator[dict[str, str]]:
     """Environment for manage.py: the example settings, with a database of our own."""
-    database.setdefault("NAME", str(tmp_path / "db.sqlite3"))
     with stub_api() as api_url:
         (tmp_path / "runserver_settings.py").write_text(
             "from example.settings import *  # noqa\n"
