@@ -19,7 +19,7 @@ from django.urls import include, path
 
 from kolo_django.recording import frames
 from kolo_django.recording.recorder import reset_logged_faults
-from tests.helpers_recording import RECORDING_OFF, documents, stub_api
+from tests.helpers_recording import RECORDING_OFF, documents
 
 
 def _boom(request: HttpRequest) -> HttpResponse:
@@ -110,19 +110,6 @@ INJECTIONS = [
     ("kolo_django.recording.http", "_text", "http"),
     ("kolo_django.recording.redact", "is_secret_key", None),
 ]
-
-
-@pytest.fixture
-def todo_pk(seeded: None) -> int:
-    from todos.models import Todo
-
-    return Todo.objects.exclude(tags=None).order_by("pk").first().pk
-
-
-@pytest.fixture
-def api_url() -> Iterator[str]:
-    with stub_api() as url, override_settings(EXAMPLE_API_URL=url):
-        yield url
 
 
 def _snapshot(client: Client, p: str) -> tuple[Any, ...]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -14,7 +13,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.helpers_recording import free_port, stub_api, throwaway_database
+from tests.helpers_recording import free_port, server_env, stub_api, throwaway_database
+from tests.helpers_recording import manage as run_manage
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MANAGE = REPO_ROOT / "example_project" / "manage.py"
@@ -41,34 +41,18 @@ def database(tmp_path: Path) -> Iterator[dict[str, Any]]:
 def project_env(tmp_path: Path, database: dict[str, Any]) -> Iterator[dict[str, str]]:
     """Environment for manage.py: the example settings, with a database of our own."""
     with stub_api() as api_url:
-        (tmp_path / "runserver_settings.py").write_text(
-            "from example.settings import *  # noqa\n"
+        yield server_env(
+            tmp_path,
             f"DATABASES = {{'default': {database!r}}}\n"
             f"EXAMPLE_API_URL = {api_url!r}\n"
             "DEBUG = True\n"
             "KOLO_DJANGO = {'RETENTION_MAX_AGE_DAYS': None}\n"
-            "EMAIL_BACKEND = 'django.core.mail.backends.locmem.EmailBackend'\n"
+            "EMAIL_BACKEND = 'django.core.mail.backends.locmem.EmailBackend'\n",
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "KOLO_TEST"))}
-        env.update(
-            DJANGO_SETTINGS_MODULE="runserver_settings",
-            PYTHONPATH=os.pathsep.join(
-                [str(tmp_path), str(REPO_ROOT / "example_project"), str(REPO_ROOT)]
-            ),
-            PYTHONUNBUFFERED="1",
-        )
-        yield env
 
 
 def manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, str(MANAGE), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_manage(env, *args)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 

@@ -32,7 +32,6 @@ from tests.helpers_recording import (
     documents,
     extra_database,
     recording_settings,
-    stub_api,
 )
 
 logger = logging.getLogger("todos.reliability")
@@ -259,19 +258,6 @@ def _inject(stage: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iter
             yield injector
     else:  # pragma: no cover
         raise AssertionError(stage)
-
-
-@pytest.fixture
-def todo_pk(seeded: None) -> int:
-    from todos.models import Todo
-
-    return Todo.objects.exclude(tags=None).order_by("pk").first().pk
-
-
-@pytest.fixture
-def api_url() -> Iterator[str]:
-    with stub_api() as url, override_settings(EXAMPLE_API_URL=url):
-        yield url
 
 
 @pytest.mark.urls(__name__)
