@@ -31,49 +31,49 @@ def project_root() -> Path:
     return Path.cwd()
 
 
+def runner_command(style: str, target: Path, root: Path, *, junit: Path | None = None) -> list[str]:
+    """The project's runner on ``target`` (a test file or a folder), from ``root``."""
+    if style == "pytest":
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        if junit is not None:
+            command.append(f"--junitxml={junit}")
+        return [*command, "--rootdir", str(root), str(target)]
+    label = target.relative_to(root) if target.is_relative_to(root) else target
+    if label.suffix == ".py":
+        label = label.with_suffix("")
+        label_text = ".".join(label.parts)
+    else:
+        label_text = str(label)
+    return [sys.executable, str(root / "manage.py"), "test", "--noinput", "-v", "2", label_text]
+
+
+def run(
+    command: list[str], root: Path, *, timeout: int = 600, env: dict[str, str] | None = None
+) -> VerifyResult:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
+    try:
+        result = subprocess.run(
+            command,
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return VerifyResult(False, f"the tests did not finish within {timeout} s", command)
+    return VerifyResult(result.returncode == 0, (result.stdout + result.stderr).strip(), command)
+
+
 def verify(source: str, style: str, *, timeout: int = 600) -> VerifyResult:
     root = project_root()
     package = Path(tempfile.mkdtemp(prefix="kolo_verify_", dir=root))
     try:
         (package / "__init__.py").write_text("")
         (package / "test_generated.py").write_text(source)
-        env = dict(os.environ)
-        env.setdefault("DJANGO_SETTINGS_MODULE", os.environ.get("DJANGO_SETTINGS_MODULE", ""))
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-        if style == "pytest":
-            command = [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "--rootdir",
-                str(root),
-                str(package / "test_generated.py"),
-            ]
-        else:
-            command = [
-                sys.executable,
-                str(root / "manage.py"),
-                "test",
-                "--noinput",
-                f"{package.name}.test_generated",
-            ]
-        try:
-            result = subprocess.run(
-                command,
-                cwd=root,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return VerifyResult(False, f"the test did not finish within {timeout} s", command)
-        return VerifyResult(
-            result.returncode == 0, (result.stdout + result.stderr).strip(), command
+        return run(
+            runner_command(style, package / "test_generated.py", root), root, timeout=timeout
         )
     finally:
         shutil.rmtree(package, ignore_errors=True)

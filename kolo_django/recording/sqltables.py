@@ -44,3 +44,23 @@ def _walk(token_list: object, found: list[str]) -> None:
                         if name:
                             found.append(name.strip('"`'))
             expect_table = False
+
+
+@lru_cache(maxsize=256)
+def written_table(sql: str) -> str | None:
+    """The table an INSERT, UPDATE or DELETE statement writes to."""
+    for statement in sqlparse.parse(sql):
+        expect_table = False
+        for token in statement.tokens:
+            if token.is_whitespace:
+                continue
+            if token.ttype is DML and token.normalized == "UPDATE":
+                expect_table = True
+            elif token.ttype is Keyword and token.normalized in ("INTO", "FROM"):
+                expect_table = True
+            elif expect_table and isinstance(token, Identifier):
+                name = token.get_real_name()
+                return name.strip('"`') if name else None
+            elif expect_table and token.ttype is not Keyword:
+                expect_table = False
+    return None

@@ -16,6 +16,7 @@ from ...generation.naming import python_identifier
 from ...generation.style import detect_style
 from ...generation.verify import project_root, verify
 from ...trace import TraceFormatError
+from ._suite import SuiteWriter
 
 STYLES = ("unittest", "pytest", "auto")
 
@@ -26,9 +27,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "trace_ids",
-            nargs="+",
+            nargs="*",
             metavar="TRACE_ID",
-            help="trc_… ids; several make one test, in order",
+            help="trc_… ids; several make one test, in order (with --suite, one test each)",
         )
         parser.add_argument(
             "--style",
@@ -51,6 +52,24 @@ class Command(BaseCommand):
         parser.add_argument(
             "--force", action="store_true", help="overwrite an existing output file"
         )
+        suite = parser.add_argument_group(
+            "suite", "a deduplicated suite, one module per view, written into -o DIR"
+        )
+        suite.add_argument(
+            "--since",
+            metavar="TIME",
+            help="traces recorded since TIME: an ISO date or datetime, or 30m, 2h, 1d ago",
+        )
+        suite.add_argument("--until", metavar="TIME", help="…and before TIME (same forms)")
+        suite.add_argument("--last", type=int, metavar="N", help="the newest N traces")
+        suite.add_argument(
+            "--suite", action="store_true", help="make a suite of the given TRACE_IDs"
+        )
+        suite.add_argument(
+            "--coverage",
+            action="store_true",
+            help="run the suite under coverage.py and report the project lines it covers",
+        )
 
     def handle(
         self,
@@ -64,6 +83,11 @@ class Command(BaseCommand):
         verify: bool,
         force: bool,
         verbosity: int,
+        since: str | None = None,
+        until: str | None = None,
+        last: int | None = None,
+        suite: bool = False,
+        coverage: bool = False,
         **options: Any,
     ) -> None:
         style = style or get_config()["TEST_STYLE"]
@@ -71,6 +95,22 @@ class Command(BaseCommand):
             raise CommandError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
         if style == "auto":
             style = detect_style(project_root())
+        if suite or since or until or last is not None or coverage:
+            if test_class or test_name:
+                raise CommandError("--test-class and --test-name name one test, not a suite")
+            SuiteWriter(self, style=style, template=template, verbosity=verbosity).handle(
+                trace_ids=trace_ids,
+                since=since,
+                until=until,
+                last=last,
+                output=output,
+                verify=verify,
+                coverage=coverage,
+                force=force,
+            )
+            return
+        if not trace_ids:
+            raise CommandError("give one or more TRACE_IDs, or --since/--last for a suite")
         for name, value in (("--test-class", test_class), ("--test-name", test_name)):
             if value is not None and not python_identifier(value):
                 raise CommandError(f"{name} {value!r} is not a Python identifier")
