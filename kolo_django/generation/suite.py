@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import sys
 import tempfile
@@ -128,6 +129,8 @@ def build_suite(
         request = document.get("request") or {}
         method = str(request.get("method") or "").upper()
         path = str(request.get("path") or "")
+        if request.get("query_string"):
+            path += "?" + str(request["query_string"])
         key = dedup_key(document)
         if key in kept:
             kept[key].duplicates.append(trace_id)
@@ -336,7 +339,7 @@ class SuiteRun:
     coverage_totals: dict[str, Any] = field(default_factory=dict)
 
 
-_UNITTEST_FAILURE = re.compile(r"^(?:FAIL|ERROR): (\w+) \(([\w.]+)\)\n", re.M)
+_UNITTEST_FAILURE = re.compile(r"^(?:FAIL|ERROR): ([\w.]+) \(([\w.]+)\)\n", re.M)
 
 
 def failures_unittest(output: str, stems: set[str]) -> dict[tuple[str, str], str]:
@@ -344,12 +347,11 @@ def failures_unittest(output: str, stems: set[str]) -> dict[tuple[str, str], str
     failed: dict[tuple[str, str], str] = {}
     for match in _UNITTEST_FAILURE.finditer(output):
         name, test_id = match.groups()
-        parts = test_id.split(".")
-        stem = next((p for p in parts if p in stems), None)
-        if stem is None and name in stems:  # the module did not import
-            stem = name
+        stem = next((p for p in test_id.split(".") if p in stems), None)
         if stem is None:
             continue
+        if "." in name or name == stem:  # the module did not import
+            name = stem
         section = re.split(
             r"^(?:={50,}$|Ran \d+ tests?)", output[match.end() :], maxsplit=1, flags=re.M
         )
@@ -403,6 +405,7 @@ def run_suite(
     style: str,
     root: Path,
     coverage_sources: list[Path] | None = None,
+    env: dict[str, str] | None = None,
     timeout: int = 1800,
 ) -> SuiteRun:
     """Run the suite in ``directory`` once with the project's runner, optionally
@@ -412,7 +415,7 @@ def run_suite(
     with tempfile.TemporaryDirectory(prefix="kolo_suite_") as scratch:
         junit = Path(scratch) / "junit.xml"
         command = runner_command(style, directory, root, junit=junit if style == "pytest" else None)
-        env: dict[str, str] = {}
+        env = dict(os.environ if env is None else env)
         if coverage_sources is not None:
             env["COVERAGE_FILE"] = str(Path(scratch) / ".coverage")
             omit = ",".join(

@@ -50,7 +50,8 @@ def runner_command(style: str, target: Path, root: Path, *, junit: Path | None =
 def run(
     command: list[str], root: Path, *, timeout: int = 600, env: dict[str, str] | None = None
 ) -> VerifyResult:
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
+    """Run ``command`` in ``root``, in ``env`` (default: this process's environment)."""
+    env = {**(os.environ if env is None else env), "PYTHONDONTWRITEBYTECODE": "1"}
     try:
         result = subprocess.run(
             command,

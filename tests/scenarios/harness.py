@@ -22,7 +22,7 @@ from typing import Any
 from ..helpers_recording import stub_api
 from . import project as proj
 from .mutations import CONTROLS, MUTATIONS
-from .scenarios import FIXED_SECRETS, SCENARIOS, Session
+from .scenarios import FIXED_SECRETS, SCENARIOS, Session, browsing_session
 
 STYLES = ("unittest", "pytest")
 # Scenarios generated a second time with every hook of KOLO_DJANGO in use.
@@ -54,6 +54,16 @@ class Generated:
 
 
 @dataclass
+class SessionSuite:
+    """The browsing session turned into a suite with ``kolo_generate --suite``."""
+
+    trace_ids: list[str] = field(default_factory=list)
+    summaries: dict[str, str] = field(default_factory=dict)  # style -> the command's stdout
+    problem: str = ""
+    results: dict[str, Any] = field(default_factory=dict)  # style -> suite.SuiteRun
+
+
+@dataclass
 class ScenarioRun:
     base: Path
     project: Path
@@ -62,6 +72,7 @@ class ScenarioRun:
     results: dict[str, proj.RunResult]
     mutant_results: dict[tuple[str, str], proj.RunResult]
     mutant_problems: dict[str, str]
+    session_suite: SessionSuite
 
     def outcome(self, style: str, scenario: str) -> proj.Outcome:
         return self._outcome(self.results[style], style, scenario)
@@ -132,6 +143,8 @@ def record_and_generate(
                 except Exception:
                     generated[name].problem = "recording failed:\n" + traceback.format_exc()
                 secrets.update(session.secrets)
+            session_suite = record_session_suite(project_root)
+            secrets.update(session_suite.secrets)
         with contextlib.chdir(project_root):
             for name, docs in documents.items():
                 for style in STYLES:
@@ -155,7 +168,46 @@ def record_and_generate(
                                 f"generation ({style}) failed:\n" + traceback.format_exc()
                             )
         raise _Rollback
-    return generated, {s for s in secrets if s}
+    return generated, {s for s in secrets if s}, session_suite.suite
+
+
+@dataclass
+class _Recorded:
+    suite: SessionSuite
+    secrets: set[str]
+
+
+def record_session_suite(project_root: Path) -> _Recorded:
+    """Record the browsing session and write it as a suite in both styles into the
+    project's ``session_suite`` packages (rolled back like the scenarios)."""
+    from django.core.management import call_command
+    from django.db import transaction
+
+    suite = SessionSuite()
+    session = Session()
+    try:
+        with contextlib.suppress(_Rollback), transaction.atomic():
+            browsing_session(session)
+            suite.trace_ids = list(session.trace_ids)
+            with contextlib.chdir(project_root):
+                for style in STYLES:
+                    out = StringIO()
+                    call_command(
+                        "kolo_generate",
+                        *session.trace_ids,
+                        "--suite",
+                        "--style",
+                        style,
+                        "-o",
+                        str(project_root / proj.SUITE_PACKAGES[style]),
+                        stdout=out,
+                        stderr=StringIO(),
+                    )
+                    suite.summaries[style] = out.getvalue()
+            raise _Rollback
+    except Exception:
+        suite.problem = "the browsing session's suite failed:\n" + traceback.format_exc()
+    return _Recorded(suite, session.secrets)
 
 
 def _write(root: Path, generated: dict[str, Generated], names: list[str]) -> None:
@@ -169,13 +221,18 @@ def run_all(base: Path, django_db_blocker: Any) -> ScenarioRun:
     """Record, generate, build the projects and run every runner once."""
     with django_db_blocker.unblock(), stub_api() as api_url:
         baseline = proj.build_project(base / "baseline", api_url)
-        generated, secrets = record_and_generate(api_url, base / "recording-media", baseline)
+        generated, secrets, session_suite = record_and_generate(
+            api_url, base / "recording-media", baseline
+        )
     _write(baseline, generated, list(generated))
 
     jobs: dict[Any, Any] = {
         "unittest": lambda: proj.run_unittest(baseline, "base_u"),
         "pytest": lambda: proj.run_pytest(baseline, "base_p"),
     }
+    if not session_suite.problem:
+        for style in STYLES:
+            jobs[("suite", style)] = lambda style=style: proj.run_session_suite(baseline, style)
     mutant_problems: dict[str, str] = {}
     for kind, mutation in MUTATIONS.items():
         root = proj.build_project(base / f"mutant_{kind}", api_url)
@@ -192,6 +249,9 @@ def run_all(base: Path, django_db_blocker: Any) -> ScenarioRun:
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {key: pool.submit(job) for key, job in jobs.items()}
         done = {key: future.result() for key, future in futures.items()}
+    for style in STYLES:
+        if ("suite", style) in done:
+            session_suite.results[style] = done[("suite", style)]
 
     return ScenarioRun(
         base=base,
@@ -199,6 +259,11 @@ def run_all(base: Path, django_db_blocker: Any) -> ScenarioRun:
         generated=generated,
         secrets=secrets,
         results={style: done[style] for style in STYLES},
-        mutant_results={key: value for key, value in done.items() if isinstance(key, tuple)},
+        mutant_results={
+            key: value
+            for key, value in done.items()
+            if isinstance(key, tuple) and key[0] != "suite"
+        },
         mutant_problems=mutant_problems,
+        session_suite=session_suite,
     )

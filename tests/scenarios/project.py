@@ -15,11 +15,14 @@ import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO_ROOT / "example_project"
 UNITTEST_PACKAGE = "generated"
 PYTEST_PACKAGE = "generated_pytest"
+# Where the browsing session's suite is written, per style (kolo_generate makes the packages).
+SUITE_PACKAGES = {"unittest": "session_suite", "pytest": "session_suite_pytest"}
 RUN_TIMEOUT = 600
 
 SETTINGS = '''\
@@ -276,6 +279,25 @@ def run_pytest(root: Path, label: str) -> RunResult:
     if report.exists():
         result.outcomes = parse_junit(report.read_text(), PYTEST_PACKAGE)
     return result
+
+
+def run_session_suite(root: Path, style: str) -> Any:
+    """The session suite run once with its runner; the unittest run under coverage.py,
+    measuring the example apps (through kolo_django's own suite runner)."""
+    from kolo_django.generation.suite import run_suite
+
+    directory = root / SUITE_PACKAGES[style]
+    stems = {path.stem for path in directory.glob("test_*.py")}
+    sources = [root / "todos", root / "catalog"] if style == "unittest" else None
+    return run_suite(
+        directory,
+        stems,
+        style=style,
+        root=root,
+        coverage_sources=sources,
+        env=runner_env(root.parent, f"suite_{style}"),
+        timeout=RUN_TIMEOUT,
+    )
 
 
 # --- parsing ------------------------------------------------------------------------------

@@ -411,5 +411,47 @@ SCENARIOS: dict[str, Callable[[Session], None]] = {
     "review_product": review_product,
 }
 
+
+def browsing_session(s: Session) -> None:
+    """One user's session on the example project, as a person would click through it:
+    the source of the generated regression suite (``kolo_generate --suite``)."""
+    from catalog.models import DigitalProduct
+
+    s.get("/todos/")
+    s.get("/todos/?page=2")
+    s.get(f"/todos/{todo_where(tags__isnull=False).pk}/")
+    s.get(f"/todos/{todo_where(tags__isnull=True).pk}/")
+    s.get("/todos/99999/", expect=404)
+    s.get("/accounts/login/")
+    login = {"username": "alice", "password": PASSWORDS["alice"]}
+    s.post("/accounts/login/", data=login, expect=302)
+    s.get("/todos/new/")
+    invalid = new_todo_form()
+    del invalid["title"]
+    s.post("/todos/new/", data=invalid, expect=200)
+    pk = created_pk(s.post("/todos/new/", data=new_todo_form(), expect=302))
+    s.get(f"/todos/{pk}/")
+    s.get(f"/todos/{pk}/edit/")
+    edited = {**new_todo_form(), "title": "Write the suite, then edit it", "priority": "2"}
+    s.post(f"/todos/{pk}/edit/", data=edited, expect=302)
+    s.post(f"/todos/{pk}/complete/", expect=302)
+    s.post(
+        f"/todos/{todo_where(tags__isnull=True).pk}/tags/add/", data={"tag": ["urgent"]}, expect=302
+    )
+    s.get("/dashboard/")
+    s.get("/stats/")
+    s.get("/report/")
+    s.get("/weather/")
+    s.get("/api/todos/")
+    payload = {"title": "From the API", "priority": 1, "todo_list": todo_list("Home").pk}
+    s.post("/api/todos/", data=json.dumps(payload), content_type="application/json", expect=201)
+    s.get("/api/whoami/", HTTP_AUTHORIZATION=f"Basic {BASIC_TOKEN}")
+    s.get("/catalog/categories/editors/")
+    s.get(f"/catalog/digital/{DigitalProduct.objects.get(sku='ED-01').pk}/")
+    s.get("/catalog/products/KB-01/suppliers/")
+    s.get("/catalog/products/KB-01/reviews/")
+    s.get("/todos/")
+
+
 # Values no generated file may contain, whatever the scenario.
 FIXED_SECRETS = {*PASSWORDS.values(), BASIC_TOKEN}

@@ -8,9 +8,11 @@ with ``pytest -n 2 --dist loadgroup`` (or without xdist).
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,6 +136,7 @@ def test_generated_code_is_lint_clean(scenario_run: ScenarioRun) -> None:
     if not ruff.exists():
         pytest.skip("ruff is not installed in the venv")
     folders = [proj.UNITTEST_PACKAGE, proj.PYTEST_PACKAGE]
+    folders += [f for f in proj.SUITE_PACKAGES.values() if (scenario_run.project / f).is_dir()]
     result = subprocess.run(
         [str(ruff), "check", "--isolated", "--no-cache", "--select", "F401,F841,I", *folders],
         cwd=scenario_run.project,
@@ -163,6 +166,103 @@ def test_runner_reported_every_generated_test(scenario_run: ScenarioRun, style: 
     expected = {module(name) for name, g in scenario_run.generated.items() if not g.problem}
     result = scenario_run.results[style]
     assert set(result.outcomes) == expected, result.output[-4000:]
+
+
+# --- flows ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_flow_creates_the_row_it_edits(scenario_run: ScenarioRun, style: str) -> None:
+    """Create, then edit what was created: the test's own first request creates the row,
+    which is looked up (never seeded) and its id carried into the second request."""
+    source = _generated(scenario_run, "flow")[style]
+    assert scenario_run.outcome(style, "flow").passed
+    assert "Todo.objects.create(" not in source and "Todo(" not in source, _excerpt(source)
+    create = source.find('"/todos/new/"')
+    lookup = source.find("todo = Todo.objects.get(")
+    edit = source.find('reverse("todo-update", kwargs={"pk": todo.pk})')
+    assert 0 < create < lookup < edit, _excerpt(source)
+
+
+# --- a suite from a browsing session ------------------------------------------------------
+
+
+def _session_suite(run: ScenarioRun) -> Any:
+    suite = run.session_suite
+    if suite.problem:
+        pytest.fail(suite.problem, pytrace=False)
+    return suite
+
+
+def _suite_tests(directory: Path) -> list[str]:
+    names = []
+    for path in sorted(directory.glob("test_*.py")):
+        tree = ast.parse(path.read_text())
+        names += [
+            f"{path.stem}.{node.name}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test")
+        ]
+    return names
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_session_suite_passes(scenario_run: ScenarioRun, style: str) -> None:
+    suite = _session_suite(scenario_run)
+    directory = scenario_run.project / proj.SUITE_PACKAGES[style]
+    tests = _suite_tests(directory)
+    result = suite.results[style]
+    assert result.passed and not result.failed, result.output[-6000:]
+    ran = re.search(r"Ran (\d+) tests?" if style == "unittest" else r"(\d+) passed", result.output)
+    assert ran and int(ran.group(1)) == len(tests), result.output[-3000:]
+    # Deduplicated: fewer tests than requests, one module per view.
+    assert len(suite.trace_ids) >= 20
+    assert 10 <= len(tests) < len(suite.trace_ids)
+    modules = {name.split(".")[0] for name in tests}
+    assert {"test_todo_list", "test_todo_detail", "test_todo_create", "test_todo_update"} <= modules
+    summary = suite.summaries[style]
+    assert f"wrote {len(tests)} tests in {len(modules)} modules" in summary, summary
+    print(
+        f"{style}: {len(suite.trace_ids)} requests -> {len(tests)} tests in {len(modules)} modules"
+    )
+
+
+def test_session_suite_index(scenario_run: ScenarioRun) -> None:
+    suite = _session_suite(scenario_run)
+    index = (scenario_run.project / proj.SUITE_PACKAGES["unittest"] / "INDEX.md").read_text()
+    covered, _, skipped = index.partition("## Skipped")
+    # Every trace is accounted for: kept for a test, or skipped with its reason.
+    for trace_id in suite.trace_ids:
+        assert trace_id in index
+    duplicates = re.findall(
+        r"^\| (trc_\w+) \| GET /todos/\?page=2 \| same as (trc_\w+)", skipped, re.M
+    )
+    assert duplicates, skipped
+    assert duplicates[0][1] == suite.trace_ids[0]
+
+
+def test_session_suite_coverage(scenario_run: ScenarioRun) -> None:
+    suite = _session_suite(scenario_run)
+    totals = suite.results["unittest"].coverage_totals
+    assert totals, suite.results["unittest"].coverage_report
+    views = totals["per_view_module"]
+    report = "\n".join(
+        f"{Path(p).parent.name}/{Path(p).name}: {t['percent']}% of {t['statements']}"
+        for p, t in sorted(views.items())
+    )
+    print(f"views: {totals['views']['percent']}%\n{report}")
+    assert any(p.endswith("todos/views.py") for p in views)
+    assert totals["views"]["percent"] >= 40, report
+    assert "TOTAL" in suite.results["unittest"].coverage_report
+
+
+def test_session_suite_has_no_secrets(scenario_run: ScenarioRun) -> None:
+    _session_suite(scenario_run)
+    for package in proj.SUITE_PACKAGES.values():
+        for path in (scenario_run.project / package).iterdir():
+            text = path.read_text()
+            leaks = [secret for secret in scenario_run.secrets if secret in text]
+            assert not leaks, f"{path.name}: {leaks}"
 
 
 UNITTEST_SAMPLE = """\
