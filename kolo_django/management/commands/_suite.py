@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -41,6 +42,10 @@ def parse_time(option: str, text: str) -> dt.datetime:
     if timezone.is_naive(value):
         value = timezone.make_aware(value)
     return value
+
+
+def counted(n: int, noun: str) -> str:
+    return f"{n} {noun}{pluralize(n)}"
 
 
 class Progress:
@@ -95,12 +100,12 @@ class SuiteWriter:
         force: bool,
     ) -> None:
         started = time.monotonic()
+        ids = self.select(trace_ids, since, until, last)
         if output is None:
             raise CommandError("a suite is written into a folder: pass -o DIR")
         directory = Path(output)
         if directory.exists() and not directory.is_dir():
             raise CommandError(f"{directory} is a file; a suite needs a folder (-o DIR)")
-        ids = self.select(trace_ids, since, until, last)
         progress = Progress(self.command, len(ids), "generating")
         try:
             suite = suites.build_suite(
@@ -140,9 +145,9 @@ class SuiteWriter:
         duplicates = sum(1 for s in suite.skipped if s.reason.startswith("same as"))
         others = len(suite.skipped) - duplicates
         self.command.stdout.write(
-            f"wrote {len(suite.tests)} tests in {len(modules)} modules to {directory} "
-            f"from {len(ids)} traces ({duplicates} duplicates, {others} skipped otherwise); "
-            f"index: {directory / INDEX_NAME}"
+            f"wrote {counted(len(suite.tests), 'test')} in {counted(len(modules), 'module')} "
+            f"to {directory} from {counted(len(ids), 'trace')} ({duplicates} duplicates, "
+            f"{others} skipped otherwise); index: {directory / INDEX_NAME}"
         )
         if self.verbosity >= 2:
             for skipped in suite.skipped:
@@ -151,7 +156,9 @@ class SuiteWriter:
                     2,
                 )
         if verify or coverage:
-            self.command.stdout.write(f"verified: {len(suite.tests)} tests pass ({self.style})")
+            self.command.stdout.write(
+                f"verified: {counted(len(suite.tests), 'test')} pass ({self.style})"
+            )
         if coverage_text:
             self.command.stdout.write(coverage_text.rstrip())
         self.say(f"done in {time.monotonic() - started:.1f} s", 2)
