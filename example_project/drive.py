@@ -1,4 +1,4 @@
-"""Drive a handful of realistic requests against a running example server.
+"""Drive a browsing session (23 requests) against a running example server.
 
 Usage: python drive.py http://127.0.0.1:8000
 
@@ -64,20 +64,27 @@ def main() -> int:
     select = re.search(r'<select name="todo_list".*?</select>', form_page.text, re.S)
     list_ids = re.findall(r'<option value="(\d+)"', select.group(0)) if select else []
     list_id = list_ids[0] if list_ids else "1"
-    d.hit(
-        "POST",
-        "/todos/new/",
-        {302},
-        data={
-            "csrfmiddlewaretoken": d.csrf_token(),
-            "title": "Water the plants",
-            "notes": "Created by drive.py",
-            "priority": "2",
-            "estimate_hours": "0.50",
-            "due_date": "",
-            "todo_list": list_id,
-        },
+    form = {
+        "title": "Water the plants",
+        "notes": "Created by drive.py",
+        "priority": "2",
+        "estimate_hours": "0.50",
+        "due_date": "",
+        "todo_list": list_id,
+    }
+    created = d.hit(
+        "POST", "/todos/new/", {302}, data={**form, "csrfmiddlewaretoken": d.csrf_token()}
     )
+    # Follow the created row: view it, edit it, complete it.
+    detail = created.headers.get("Location", f"/todos/{todo_id}/")
+    d.hit("GET", detail, {200})
+    d.hit("GET", f"{detail}edit/", {200})
+    edited = {**form, "title": "Water the plants and the herbs", "priority": "3"}
+    d.hit("POST", f"{detail}edit/", {302}, data={**edited, "csrfmiddlewaretoken": d.csrf_token()})
+    d.hit("POST", f"{detail}complete/", {302}, data={"csrfmiddlewaretoken": d.csrf_token()})
+    d.hit("GET", "/todos/?page=2", {200})
+    d.hit("GET", "/todos/99999/", {404})
+    d.hit("GET", "/dashboard/", {200})
 
     d.hit("GET", "/stats/", {200})
     d.hit("GET", "/report/", {200})
@@ -91,6 +98,10 @@ def main() -> int:
     d.hit("GET", "/weather/", {200})
     # Basic auth as bob; the view ignores alice's session cookie.
     d.hit("GET", "/api/whoami/", {200}, auth=("bob", "bob-password"))
+    d.hit("GET", "/catalog/categories/editors/", {200})
+    d.hit("GET", "/catalog/products/KB-01/suppliers/", {200})
+    d.hit("GET", "/catalog/products/KB-01/reviews/", {200})
+    d.hit("GET", "/todos/", {200})
 
     if d.failures:
         print(f"{d.failures} unexpected response(s)", file=sys.stderr)

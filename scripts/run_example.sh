@@ -34,3 +34,9 @@ echo
 echo "python manage.py kolo_generate $trace_id --verify"
 "$python_bin" manage.py kolo_generate "$trace_id" --style unittest --verify -o "${TMPDIR:-/tmp}/test_example_generated.py" --force
 cat "${TMPDIR:-/tmp}/test_example_generated.py"
+
+# The whole browsing session as a regression suite: one module per view,
+# repeats folded into one test, run under coverage.
+echo
+echo "python manage.py kolo_generate --since 15m -o generated_tests --verify --coverage"
+"$python_bin" manage.py kolo_generate --since 15m --style unittest -o generated_tests --force --verify --coverage

@@ -93,6 +93,18 @@ def test_not_found(client: Client, traces: Any, seeded: None) -> None:
     assert document["exception"] is None
 
 
+def test_debug_technical_page_is_not_the_response_context(
+    client: Client, traces: Any, seeded: None
+) -> None:
+    """Under DEBUG a 404 is Django's technical page, which a test (DEBUG off) never
+    renders: its context must not become something to assert on."""
+    with override_settings(DEBUG=True):
+        assert client.get("/todos/999999/").status_code == 404
+    _obj, document = only_trace(traces)
+    assert not document["response"].get("context")
+    assert not document["response"].get("templates")
+
+
 def test_form_post_create(client: Client, traces: Any, seeded: None) -> None:
     from todos.models import Tag, Todo, TodoList
 

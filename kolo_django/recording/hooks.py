@@ -183,11 +183,20 @@ def _on_template_rendered(
 ) -> None:
     recorder = current()
     if recorder is not None and template is not None:
+        if getattr(template, "engine", None) is _debug_engine():
+            # DEBUG's technical 404/500 pages: a test (DEBUG off) never renders them.
+            return
         if not recorder.templates and recorder.mode is None:
             # Summarised when the request ends, once rendering has evaluated it.
             recorder.template_context_source = context
         origin = getattr(template, "origin", None)
         guarded("template", _note_template, origin.template_name if origin else template.name)
+
+
+def _debug_engine() -> Any:
+    from django.views.debug import DEBUG_ENGINE
+
+    return DEBUG_ENGINE
 
 
 def install_templates() -> None:
