@@ -271,3 +271,24 @@ def test_verify_leaves_out_failing_tests_and_coverage_reports_views(
     assert "| GET /weather/ | failed when run: AssertionError: 502 != 200 |" in index
     assert "## Coverage" in index and "todos/views.py" in index
     assert "coverage: " in summary and "views: " in summary
+
+
+def test_a_trace_that_breaks_generation_is_skipped_and_the_next_stands_in(
+    session_ids: list[str], tmp_path: Path, monkeypatch: Any
+) -> None:
+    real = suites.generate
+
+    def breaks_on_first(documents: list[dict[str, Any]], **options: Any) -> Any:
+        if documents[0]["id"] == session_ids[0]:
+            raise RuntimeError("boom")
+        return real(documents, **options)
+
+    monkeypatch.setattr(suites, "generate", breaks_on_first)
+    out = tmp_path / "suite"
+    summary = run("--last", "8", "-o", str(out), "--style", "pytest")
+    assert "wrote 5 tests" in summary and "(2 duplicates, 1 skipped otherwise)" in summary
+    index = (out / "INDEX.md").read_text()
+    assert f"| {session_ids[0]} | GET /todos/ | not generated: RuntimeError: boom |" in index
+    # Page 2, the next trace of the same pattern and outcome, makes the list's test.
+    assert f"| 200 | {session_ids[1]} |" in index
+    assert defined_tests(out / "test_todo_list.py") == ["test_get_todo_list_ok"]

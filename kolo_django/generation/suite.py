@@ -150,6 +150,10 @@ def build_suite(
         except GenerationError as exc:
             suite.skipped.append(Skipped(trace_id, method, path, f"not generated: {exc}"))
             continue
+        except Exception as exc:  # one trace the generator chokes on must not sink the suite
+            reason = f"not generated: {type(exc).__name__}: {exc}"
+            suite.skipped.append(Skipped(trace_id, method, path, reason))
+            continue
         classes.add(cls)
         tests.add(name)
         test = SuiteTest(
