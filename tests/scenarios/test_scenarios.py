@@ -138,7 +138,15 @@ def test_generated_code_is_lint_clean(scenario_run: ScenarioRun) -> None:
     folders = [proj.UNITTEST_PACKAGE, proj.PYTEST_PACKAGE]
     folders += [f for f in proj.SUITE_PACKAGES.values() if (scenario_run.project / f).is_dir()]
     result = subprocess.run(
-        [str(ruff), "check", "--isolated", "--no-cache", "--select", "F401,F841,I", *folders],
+        [
+            str(ruff),
+            "check",
+            "--isolated",
+            "--no-cache",
+            "--select",
+            "F401,F841,E711,E712,I",
+            *folders,
+        ],
         cwd=scenario_run.project,
         capture_output=True,
         text=True,
