@@ -28,6 +28,7 @@ from .plan import (
     SeedRowStep,
     SeedUpdateStep,
     SetPasswordStep,
+    headers_code,
 )
 from .rows import RowSet, Write, pk_key
 from .seeds import REDACTED, SeedRow, Seeds, natural_reference, snake
@@ -427,15 +428,15 @@ class PlanBuilder(AssertionsMixin):
             and (k.lower() in MEANINGFUL_HEADERS or k.lower().startswith(("x-", "hx-")))
         }
         auth = request.get("auth") or {}
-        header_codes = [f"{literal(k).text}: {literal(v).text}" for k, v in headers.items()]
+        header_codes = {k: literal(v) for k, v in headers.items()}
         if auth.get("scheme") == "basic" and auth.get("username"):
             self.plan.imports.add("import base64")
             credentials = f"{auth['username']}:{TEST_PASSWORD}".encode()
-            header_codes.append(
-                f'"Authorization": "Basic " + base64.b64encode({credentials!r}).decode()'
+            header_codes["Authorization"] = Code(
+                f'"Basic " + base64.b64encode({credentials!r}).decode()'
             )
         if header_codes:
-            kwargs["headers"] = Code("{" + ", ".join(header_codes) + "}")
+            kwargs["headers"] = headers_code(header_codes)
         if request.get("scheme") == "https":
             kwargs["secure"] = literal(True)
         for code in kwargs.values():
@@ -443,10 +444,13 @@ class PlanBuilder(AssertionsMixin):
         path = self._path(request.get("path") or "/")
         if method not in _CLIENT_METHODS:
             # The test client has no helper for this verb: client.generic(METHOD, path).
-            return PlannedRequest(
+            planned = PlannedRequest(
                 "generic", Code(f"{method.upper()!r}, {path.text}", path.imports), kwargs
             )
-        return PlannedRequest(method, path, kwargs)
+        else:
+            planned = PlannedRequest(method, path, kwargs)
+        planned.headers = header_codes
+        return planned
 
     def _form(self, form: dict[str, list[str]], index: int) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .values import Code
+from .values import Code, literal
 
 
 @dataclass
@@ -94,6 +94,23 @@ class PlannedRequest:
     on_commit: bool = False
     lookups: list[LookupStep] = field(default_factory=list)
     kind: str = "request"
+    # The headers sent, by name; ``kwargs["headers"]`` is their rendering (see set_headers).
+    headers: dict[str, Code] = field(default_factory=dict)
+
+    def set_headers(self, headers: dict[str, Code]) -> None:
+        """Replace the headers, keeping ``kwargs["headers"]`` in step."""
+        self.headers = dict(headers)
+        if headers:
+            self.kwargs["headers"] = headers_code(headers)
+        else:
+            self.kwargs.pop("headers", None)
+
+
+def headers_code(headers: dict[str, Code]) -> Code:
+    """The ``headers=`` argument of a test-client call."""
+    items = [f"{literal(name).text}: {code.text}" for name, code in headers.items()]
+    imports = frozenset().union(*(code.imports for code in headers.values()))
+    return Code("{" + ", ".join(items) + "}", imports)
 
 
 @dataclass
