@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import subprocess
@@ -33,6 +34,13 @@ class TemplateProblem(Exception):
 
 
 def environment(extra_dirs: list[str] = ()) -> jinja2.Environment:  # type: ignore[assignment]
+    # One per folder list: compiling a template costs far more than rendering it, and
+    # --minimize renders a plan many times. Jinja2 reloads templates changed on disk.
+    return _environment(tuple(extra_dirs))
+
+
+@functools.lru_cache(maxsize=32)
+def _environment(extra_dirs: tuple[str, ...]) -> jinja2.Environment:
     loader = jinja2.FileSystemLoader([*extra_dirs, str(BUILTIN_DIR)])
     env = jinja2.Environment(
         loader=loader,

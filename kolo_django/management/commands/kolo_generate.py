@@ -12,6 +12,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ... import storage
 from ...conf import get_config
 from ...generation.api import GenerationError, generate
+from ...generation.batch import ProjectRunner
+from ...generation.minimize import MinimizeError, renderer
+from ...generation.minimize import minimize as minimize_plan
 from ...generation.naming import python_identifier
 from ...generation.style import detect_style
 from ...generation.verify import project_root, verify
@@ -50,6 +53,12 @@ class Command(BaseCommand):
             help="run the generated test; exit non-zero if it fails",
         )
         parser.add_argument(
+            "--minimize",
+            action="store_true",
+            help="cut the arrange down to what the test needs: drop seed rows, seed fields "
+            "and headers while the test still passes with every assert (implies --verify)",
+        )
+        parser.add_argument(
             "--force", action="store_true", help="overwrite an existing output file"
         )
         suite = parser.add_argument_group(
@@ -82,6 +91,7 @@ class Command(BaseCommand):
         template: str | None,
         verify: bool,
         force: bool,
+        minimize: bool,
         verbosity: int,
         since: str | None = None,
         until: str | None = None,
@@ -127,7 +137,9 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         for note in context.get("skipped", []):
             self.stderr.write(f"skipped: {note}")
-        if verify:
+        if minimize:
+            source = self._minimize(context, style, template, verbosity)
+        elif verify:
             self._verify(source, style, verbosity)
         if output is None:
             self.stdout.write(source, ending="")
@@ -156,6 +168,29 @@ class Command(BaseCommand):
             self.stderr.write(f"verified: the generated test passes ({style})")
         if verbosity >= 2:
             self.stderr.write(result.output)
+
+    def _minimize(
+        self, context: dict[str, Any], style: str, template: str | None, verbosity: int
+    ) -> str:
+        try:
+            result = minimize_plan(
+                context["plan"],
+                render=renderer(style, template),
+                runner=ProjectRunner(style),
+                log=self.stderr.write if verbosity >= 2 else None,
+            )
+        except MinimizeError as exc:
+            if exc.output:
+                self.stderr.write("\n".join(exc.output.splitlines()[-60:]))
+            raise CommandError(str(exc)) from None
+        report = result.report
+        if verbosity >= 1:
+            for line in report.lines():
+                self.stderr.write(line)
+            if report.unminimized_reason:
+                self.stderr.write(f"minimize: {report.unminimized_reason}")
+            self.stderr.write(report.summary())
+        return result.source
 
     def _output_path(
         self, path: Path, documents: list[dict[str, Any]], style: str, force: bool
