@@ -120,7 +120,7 @@ class ProjectRunner:
             env = dict(os.environ if self.env is None else self.env)
             env["PYTHONDONTWRITEBYTECODE"] = "1"
             env["KOLO_BATCH_RESULTS"] = str(results)
-            command = self._command(root, package, results)
+            command = self._command(root, package, results, sorted(sources))
             try:
                 completed = subprocess.run(
                     command,
@@ -149,7 +149,8 @@ class ProjectRunner:
         finally:
             shutil.rmtree(package, ignore_errors=True)
 
-    def _command(self, root: Path, package: Path, results: Path) -> list[str]:
+    def _command(self, root: Path, package: Path, results: Path, names: list[str]) -> list[str]:
+        # Each module named: whatever python_files or pattern the project sets.
         if self.style == "pytest":
             return [
                 sys.executable,
@@ -162,7 +163,7 @@ class ProjectRunner:
                 str(root),
                 f"--junitxml={results}",
                 *self.extra_args,
-                str(package),
+                *(str(package / f"test_{name}.py") for name in names),
             ]
         (package / "kolo_results_runner.py").write_text(RESULTS_RUNNER)
         return [
@@ -173,7 +174,7 @@ class ProjectRunner:
             "--testrunner",
             f"{package.name}.kolo_results_runner.Runner",
             *self.extra_args,
-            package.name,
+            *(f"{package.name}.test_{name}" for name in names),
         ]
 
 

@@ -324,6 +324,34 @@ class Arrangement:
                 )
         return cuts
 
+    def describe(self, cuts: Sequence[Cut]) -> list[str]:
+        """One line per group removed. Field resets and links that a removed row
+        already implies are left out; resets of the same rows share a line."""
+        state = state_of(c for c in cuts if c.kind == "rows")
+        lines: list[str] = []
+        fields: dict[tuple[str, ...], list[str]] = {}
+        for cut in cuts:
+            if cut.kind == "fields":
+                rows = tuple(r for r in cut.rows if (r, cut.field) not in state.resets)
+                rows = tuple(r for r in rows if r not in state.rows)
+                if rows:
+                    fields.setdefault(rows, []).append(cut.field)
+            elif cut.kind == "links":
+                if any(o not in state.rows and t not in state.rows for o, t in cut.links):
+                    lines.append(cut.label)
+            else:
+                lines.append(cut.label)
+        for rows, names in fields.items():
+            model = self.rows[rows[0]].model
+            where = (
+                self._describe(self.rows[rows[0]]) if len(rows) == 1 else plural(len(rows), "row")
+            )
+            if len(names) == 1:
+                lines.append(f"reset {model}.{names[0]} to its default on {where}")
+            else:
+                lines.append(f"reset {model}.{', '.join(names)} to their defaults on {where}")
+        return lines
+
     def _describe_resets(self, resets: Sequence[tuple[str, str]]) -> str:
         if len(resets) <= 3:
             return ", ".join(

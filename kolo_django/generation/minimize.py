@@ -16,7 +16,7 @@ import ast
 import dataclasses
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .batch import BatchProblem, Runner, variant_names
@@ -48,8 +48,10 @@ class Report:
     seconds: float
     unminimized_reason: str = ""  # set when the reduced test failed alone and was dropped
 
+    removed_lines: list[str] = field(default_factory=list)  # one per group
+
     def lines(self) -> list[str]:
-        return [f"minimize: {cut.label}" for cut in self.removed]
+        return [f"minimize: {line}" for line in self.removed_lines]
 
     def summary(self) -> str:
         b, a = self.before, self.after
@@ -312,12 +314,13 @@ def minimize(
     after = arrangement.counts(reduced)
     if after.asserts != before.asserts or count_asserts(source) != count_asserts(original):
         raise MinimizeError("minimize: the reduced test lost an assert; nothing was written")
-    report = Report(before, after, list(cuts), 0, 0.0)
+    report = Report(before, after, list(cuts), 0, 0.0, "", arrangement.describe(cuts))
     if cuts and not verified and not search.verify_alone(source):
         report.unminimized_reason = (
             "the reduced test failed when run alone; the test is left as generated"
         )
-        reduced, source, report.after, report.removed = plan, original, before, []
+        reduced, source, report.after = plan, original, before
+        report.removed, report.removed_lines = [], []
     report.runs = search.runs
     report.seconds = time.monotonic() - started
     return Minimized(source, reduced, report)
