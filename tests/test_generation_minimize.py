@@ -25,6 +25,7 @@ from kolo_django.generation.minimize import (
     MinimizeError,
     count_asserts,
     minimize,
+    prune_imports,
     renderer,
 )
 from kolo_django.generation.plan import (
@@ -211,6 +212,27 @@ def test_counts() -> None:
     assert (counts.rows, counts.links, counts.headers, counts.asserts) == (9, 1, 3, 2)
     # Fields: every keyword but the primary keys, plus the update's.
     assert counts.fields == 2 + 1 + 2 + 2 + 4 + 4 * 2 + 1
+
+
+def test_prune_imports_keeps_what_the_source_uses() -> None:
+    plan = Plan(
+        "T",
+        "t",
+        "",
+        imports={
+            "from todos.models import Tag, Todo as TodosTodo",
+            "from django.contrib.auth.models import User",
+            "import os.path",
+            "import json as j",
+            "import re",
+        },
+    )
+    source = "TodosTodo.objects.all()\nos.getcwd()\nj.dumps({})\n"
+    assert prune_imports(plan, source).imports == {
+        "from todos.models import Tag, Todo as TodosTodo",
+        "import os.path",
+        "import json as j",
+    }
 
 
 # --- the search, with a runner that judges sources by rules --------------------------------

@@ -99,12 +99,13 @@ def prune_imports(plan: Plan, source: str) -> Plan:
     }
     kept = set()
     for line in plan.imports:
-        words = line.split()
-        if words[0] == "import":
-            bound = words[-1] if " as " in line else words[1].split(".")[0]
+        if line.startswith("from "):
+            names = line.split(" import ", 1)[1].strip(" ()").split(",")
+            bound = {name.split(" as ")[-1].strip() for name in names}
         else:
-            bound = words[-1]
-        if bound in used:
+            module = line.split(None, 1)[1]
+            bound = {module.split(" as ")[1].strip() if " as " in module else module.split(".")[0]}
+        if bound & used:
             kept.add(line)
     return dataclasses.replace(plan, imports=kept)
 
