@@ -505,6 +505,26 @@ def test_command_fails_in_one_line_when_the_test_fails_as_generated(
     assert "AssertionError: 1 != 2" in err.getvalue()
 
 
+def test_command_checks_the_output_path_before_minimizing(
+    detail_trace: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    runner = RuleRunner()
+    fake_runner(monkeypatch, runner)
+    existing = tmp_path / "test_detail.py"
+    existing.write_text("# mine\n")
+    with pytest.raises(CommandError) as info:
+        call_command(
+            "kolo_generate", detail_trace, "--minimize", "-o", str(existing), stderr=StringIO()
+        )
+    assert str(info.value) == f"{existing} exists; pass --force to overwrite it"
+    assert runner.calls == []
+    call_command(
+        "kolo_generate", detail_trace, "--minimize", "-o", str(tmp_path), stderr=StringIO()
+    )
+    written = next(p for p in tmp_path.glob("test_*.py") if p != existing)
+    assert written.read_text() == runner.calls[-1]["v000"]
+
+
 def test_command_help_mentions_minimize() -> None:
     parser = kolo_generate.Command().create_parser("manage.py", "kolo_generate")
     assert "--minimize" in parser.format_help()

@@ -137,6 +137,10 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         for note in context.get("skipped", []):
             self.stderr.write(f"skipped: {note}")
+        path = None
+        if minimize and output is not None:
+            # Minimizing takes a while: an unusable -o fails before it, not after.
+            path = self._output_path(Path(output), documents, style, force)
         if minimize:
             source = self._minimize(context, style, template, verbosity)
         elif verify:
@@ -144,7 +148,7 @@ class Command(BaseCommand):
         if output is None:
             self.stdout.write(source, ending="")
             return
-        path = self._output_path(Path(output), documents, style, force)
+        path = path or self._output_path(Path(output), documents, style, force)
         try:
             path.write_text(source)
         except OSError as exc:
