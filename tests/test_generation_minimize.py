@@ -525,6 +525,12 @@ def test_command_checks_the_output_path_before_minimizing(
     assert written.read_text() == runner.calls[-1]["v000"]
 
 
+def test_command_refuses_to_minimize_a_suite(traces: Any) -> None:
+    with pytest.raises(CommandError) as info:
+        call_command("kolo_generate", "--last", "3", "--minimize", stderr=StringIO())
+    assert str(info.value) == "--minimize works on one test, not a suite"
+
+
 def test_command_help_mentions_minimize() -> None:
     parser = kolo_generate.Command().create_parser("manage.py", "kolo_generate")
     assert "--minimize" in parser.format_help()

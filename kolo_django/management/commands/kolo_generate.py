@@ -108,6 +108,8 @@ class Command(BaseCommand):
         if suite or since or until or last is not None or coverage:
             if test_class or test_name:
                 raise CommandError("--test-class and --test-name name one test, not a suite")
+            if minimize:
+                raise CommandError("--minimize works on one test, not a suite")
             SuiteWriter(self, style=style, template=template, verbosity=verbosity).handle(
                 trace_ids=trace_ids,
                 since=since,
