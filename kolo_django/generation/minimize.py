@@ -128,7 +128,10 @@ class _Search:
         self.splits: list[Cut] = []  # halves of field groups that failed whole
         self.last_output = ""
 
-    def batch(self, variants: dict[Any, list[Cut]], what: str) -> dict[Any, bool]:
+    def batch(
+        self, variants: dict[Any, list[Cut]], what: Callable[[dict[Any, bool]], str]
+    ) -> dict[Any, bool]:
+        """Run the variants side by side; ``what(results)`` describes the run in the log."""
         names = variant_names(len(variants))
         keys = list(variants)
         sources = {
@@ -143,10 +146,7 @@ class _Search:
         passed = {
             key: result.passed.get(name, False) for name, key in zip(names, keys, strict=True)
         }
-        self.log(
-            f"minimize: run {self.runs}: {what}, {plural(len(variants), 'variant')}, "
-            f"{sum(passed.values())} passed, {result.seconds:.1f} s"
-        )
+        self.log(f"minimize: run {self.runs}: {what(passed)} ({result.seconds:.1f} s)")
         self.last_output = result.output
         return passed
 
@@ -160,7 +160,7 @@ class _Search:
         passed = result.passed.get("v000", False)
         verdict = "passed" if passed else "failed"
         self.log(
-            f"minimize: run {self.runs}: the reduced test alone {verdict}, {result.seconds:.1f} s"
+            f"minimize: run {self.runs}: the reduced test alone {verdict} ({result.seconds:.1f} s)"
         )
         self.last_output = result.output
         return passed
@@ -209,7 +209,10 @@ class _Search:
     def run(self) -> tuple[list[Cut], bool]:
         """The cuts kept, and whether the final source already passed alone."""
         first = self.candidates([])
-        results = self.batch({"base": [], **{c: [c] for c in first}}, "the test as generated")
+        results = self.batch(
+            {"base": [], **{c: [c] for c in first}},
+            lambda r: f"the test as generated {_verdict(r['base'])}; {_tally(r, first)} alone",
+        )
         if not results.pop("base"):
             # Run it alone for output that is about it only.
             self.verify_alone(self.render(self.arrangement.plan, True))
@@ -237,7 +240,10 @@ class _Search:
                     continue
                 results = self.batch(
                     {"combined": combined, **{c: [*combined, c] for c in extra}},
-                    f"{plural(len(passing), 'cut')} together",
+                    lambda r, both=passing, extra=extra: (
+                        f"{plural(len(both), 'cut')} together "
+                        + (f"passed; {_tally(r, extra)} on top" if r["combined"] else "failed")
+                    ),
                 )
                 if results.pop("combined"):
                     self.accepted = combined
@@ -251,7 +257,10 @@ class _Search:
             if not self.candidates(self.accepted, splits=False):
                 break
             extra = self.candidates(self.accepted)
-            results = self.batch({c: [*self.accepted, c] for c in extra}, "more cuts")
+            results = self.batch(
+                {c: [*self.accepted, c] for c in extra},
+                lambda r, extra=extra: f"{_tally(r, extra)} alone",
+            )
             passing = self.sort([c for c in extra if results[c]])
             self.note_failures(c for c in extra if not results[c])
         # Passing cuts never tried together are left out: nothing verified them as a whole.
@@ -275,12 +284,23 @@ class _Search:
             return
         results = self.batch(
             {k: [*self.accepted, *group[:k]] for k in sizes},
-            f"settling {plural(len(group), 'cut')} that failed together",
+            lambda r: (
+                f"{plural(len(group), 'cut')} failed together; the longest passing "
+                f"prefix keeps {max((k for k in sizes if r[k]), default=0)}"
+            ),
         )
         best = max((k for k in sizes if results[k]), default=0)
         self.accepted += group[:best]
         if best == 0:  # the first cut fails on its own now
             self.rejected.add(group[0])
+
+
+def _verdict(passed: bool) -> str:
+    return "passed" if passed else "failed"
+
+
+def _tally(results: dict[Any, bool], cuts: list[Cut]) -> str:
+    return f"{sum(results[c] for c in cuts)} of {plural(len(cuts), 'cut')} passed"
 
 
 def _sizes(n: int) -> list[int]:
