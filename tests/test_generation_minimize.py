@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import dataclasses
 import json
 import re
 import subprocess
@@ -329,6 +330,24 @@ def test_a_reduced_test_that_fails_alone_is_not_written() -> None:
     assert result.source == render_unittest()(plan, True)
     assert result.report.removed == [] and result.report.after == result.report.before
     assert "failed when run alone" in result.report.unminimized_reason
+
+
+@pytest.mark.django_db
+def test_a_lost_assert_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cuts never touch asserts; were one lost anyway, nothing would be written."""
+    apply = Arrangement.apply
+
+    def lossy(self: Arrangement, cuts: Any) -> Plan:
+        plan = apply(self, cuts)
+        if cuts:
+            block = plan.blocks[0]
+            plan.blocks = [dataclasses.replace(block, assertions=block.assertions[:1])]
+        return plan
+
+    monkeypatch.setattr(Arrangement, "apply", lossy)
+    with pytest.raises(MinimizeError) as info:
+        minimize(todo_plan(), render=render_unittest(), runner=RuleRunner())
+    assert str(info.value) == "minimize: the reduced test lost an assert; nothing was written"
 
 
 @pytest.mark.django_db
