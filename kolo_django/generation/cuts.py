@@ -189,6 +189,13 @@ class Arrangement:
     def model(self, name: str) -> type[models.Model] | None:
         return self.models.get(name)
 
+    def pk_names(self, model_name: str) -> set[str]:
+        """The keywords that set a row's primary key (not counted as fields)."""
+        model = self.model(model_name)
+        if model is None:
+            return {"id", "pk"}
+        return {"pk", model._meta.pk.name, model._meta.pk.attname}
+
     def resettable(self, row: _Row, name: str) -> bool:
         """Can ``name`` be left out of the row's create() (its default then applies)?"""
         if name in row.updates and name not in row.fields:
@@ -455,10 +462,12 @@ class Arrangement:
         for step in plan.seeds:
             if isinstance(step, SeedRowStep):
                 rows += 1
-                fields += sum(1 for name in step.fields if not _is_pk(step, name))
+                pk = self.pk_names(step.model)
+                fields += sum(1 for name in step.fields if name not in pk)
             elif isinstance(step, SeedBulkStep):
                 rows += len(step.rows)
-                fields += sum(1 for r in step.rows for name in r if name not in ("id", "pk"))
+                pk = self.pk_names(step.model)
+                fields += sum(1 for r in step.rows for name in r if name not in pk)
             elif isinstance(step, SeedUpdateStep):
                 fields += len(step.fields)
             elif isinstance(step, SeedLinksStep):
@@ -466,10 +475,6 @@ class Arrangement:
         headers = sum(len(block.request.headers) for block in plan.blocks)
         asserts = sum(len(b.assertions) + len(b.request.lookups) for b in plan.blocks)
         return Counts(rows, fields, links, headers, asserts)
-
-
-def _is_pk(step: SeedRowStep, name: str) -> bool:
-    return name in ("id", "pk")
 
 
 def _kept(fields: dict[str, Code], row: str, state: _State) -> dict[str, Code]:

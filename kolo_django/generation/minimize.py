@@ -41,13 +41,14 @@ class MinimizeError(Exception):
 
 @dataclass
 class Report:
+    """What --minimize did: counts before and after, the cuts kept, runs and time."""
+
     before: Counts
     after: Counts
     removed: list[Cut]
     runs: int
     seconds: float
     unminimized_reason: str = ""  # set when the reduced test failed alone and was dropped
-
     removed_lines: list[str] = field(default_factory=list)  # one per group
 
     def lines(self) -> list[str]:
@@ -67,6 +68,8 @@ class Report:
 
 @dataclass
 class Minimized:
+    """The minimized test: its source (verified alone), its plan and the report."""
+
     source: str
     plan: Plan
     report: Report
