@@ -42,7 +42,10 @@ class Recorder:
         # recorder itself runs code that may query (nothing kept).
         self.mode: str | None = None
         self.orm_depth = 0
+        self.orm_compiler: Any = None
         self.orm_groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+        # (model, alias, pk) of rows recorded with every concrete field.
+        self.rows_seen: set[tuple[Any, ...]] = set()
         self.session_before: dict[str, Any] | None = None
         self.secrets: set[str] = set()
         self.faults: list[str] = []
