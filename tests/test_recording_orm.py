@@ -39,6 +39,10 @@ def _aggregates(request: HttpRequest) -> JsonResponse:
         value = TodoList.objects.exists()
     elif kind == "aggregate":
         value = str(Todo.objects.aggregate(total=Sum("estimate_hours"))["total"])
+    elif kind == "counts":
+        # The page's rows, its paginator count, then a narrower count.
+        page = list(Todo.objects.order_by("pk")[:3])
+        value = [len(page), Todo.objects.count(), Todo.objects.filter(done=False).count()]
     else:
         value = list(TodoList.objects.values_list("name", flat=True))
     return JsonResponse({"value": value})
@@ -139,6 +143,21 @@ def test_backing_rows_are_bounded(client: Client, traces: Any, seeded: None) -> 
     _obj, document = only_trace(traces)
     (backing,) = events(document, "orm", model="todos.todo", source="backing")
     assert len(backing["rows"]) == 10
+
+
+def test_rows_are_not_stored_twice(client: Client, traces: Any, seeded: None) -> None:
+    from todos.models import Todo
+
+    client.get("/aggregates/?kind=counts")
+    _obj, document = only_trace(traces)
+    (page,) = events(document, "orm", model="todos.todo", source="query")
+    (backing,) = events(document, "orm", model="todos.todo", source="backing")
+    pks = sorted(Todo.objects.values_list("pk", flat=True))
+    # The whole table once: the page's rows as query rows, the rest as backing
+    # rows; the narrower count reads no backing rows of a table read whole.
+    assert rows_of(page, "id") == pks[:3]
+    assert sorted(rows_of(backing, "id")) == pks[3:]
+    assert len(events(document, "sql")) == 3
 
 
 @pytest.mark.parametrize("how", ["fetchall", "fetchmany", "fetchone", "iterate"])

@@ -148,3 +148,11 @@ def test_writer_thread_stores_redacted_traces_in_batches(
     assert sorted(t.path for t in stored) == sorted(d["request"]["path"] for d in docs)
     for obj in stored:
         assert obj.load_document()["note"] == "token [REDACTED]"
+
+
+def test_version_1_documents_are_upgraded() -> None:
+    """Version 2 only stores less: a version 1 document reads as it was."""
+    old = {"schema_version": 1, "events": [{"type": "call", "id": 1, "locals": {"x": "1"}}]}
+    upgraded = trace.loads(trace.dumps(old))
+    assert upgraded["schema_version"] == trace.SCHEMA_VERSION == 2
+    assert upgraded["events"] == old["events"]

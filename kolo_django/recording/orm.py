@@ -191,6 +191,13 @@ def record_query_backing_rows(query: Any, using: str, *, include_base: bool) -> 
         # query only when it is compiled, after this point.
         query = query.clone()
         query.get_initial_alias()
+    # No filter, join or slice: the rows of the whole table (up to the limit).
+    whole = (
+        not query.where
+        and len(query.alias_map) == 1
+        and not query.low_mark
+        and query.high_mark is None
+    )
     with recorder.in_mode("backing"):
         for table_alias, join in list(query.alias_map.items()):
             is_base = table_alias == query.base_table
@@ -199,7 +206,8 @@ def record_query_backing_rows(query: Any, using: str, *, include_base: bool) -> 
             ):
                 continue
             model = models.get(join.table_name)
-            if model is None:
+            if model is None or (model, using) in recorder.whole_tables:
+                # Every row of that table is in the trace already.
                 continue
             try:
                 sub = query.clone()
@@ -210,28 +218,35 @@ def record_query_backing_rows(query: Any, using: str, *, include_base: bool) -> 
                 sub.select = tuple(f.get_col(table_alias) for f in model._meta.concrete_fields)
                 # Relative to any slice the query has, and clamped to it.
                 sub.set_limits(high=limit)
-                _record_rows(recorder, model, using, sub)
+                if _record_rows(recorder, model, using, sub, limit) and whole:
+                    recorder.whole_tables.add((model, using))
             except Exception as exc:
                 logger.debug("kolo_django: no backing rows for %s (%s)", model, exc)
                 _snapshot_table(recorder, model, using, limit)
 
 
-def _record_rows(recorder: Recorder, model: type[Model], using: str, query: Any) -> None:
+def _record_rows(
+    recorder: Recorder, model: type[Model], using: str, query: Any, limit: int
+) -> bool:
+    """Record the query's rows; True when every row it has was read (fewer
+    than ``limit``, none left out)."""
     compiler = query.get_compiler(using=using)
     plan = _field_plan(model)
     event = _group(recorder, model, using, "backing", tuple(name for _f, name, _s in plan))
     if event is None:
-        return
+        return False
     pk_at = [name for _f, name, _s in plan].index(model._meta.pk.attname)
     seen = recorder.rows_seen
+    read = 0
     for row in compiler.results_iter(compiler.execute_sql(MULTI)):
+        read += 1
         # A row already recorded whole (the page's rows behind its count):
         # generation keeps the first read of a row, so a repeat adds nothing.
         key = _row_key(model, using, row[pk_at])
         if key is not None and key in seen:
             continue
         if not _room(recorder, event):
-            break
+            return False
         event["rows"].append(
             [
                 _secret(recorder, value) if secret else field_value(field, None, value)
@@ -240,6 +255,7 @@ def _record_rows(recorder: Recorder, model: type[Model], using: str, query: Any)
         )
         if key is not None:
             seen.add(key)
+    return read < limit
 
 
 def _snapshot_table(recorder: Recorder, model: type[Model], using: str, limit: int) -> None:
@@ -251,7 +267,9 @@ def _snapshot_table(recorder: Recorder, model: type[Model], using: str, limit: i
         sub.select = tuple(
             f.get_col(query.get_initial_alias()) for f in model._meta.concrete_fields
         )
-        _record_rows(recorder, model, using, sub)
+        # A base manager of the project's may filter: then not the whole table.
+        if _record_rows(recorder, model, using, sub, limit) and not query.where:
+            recorder.whole_tables.add((model, using))
     except Exception:
         fault("backing rows", recorder, f"the backing rows of {model._meta.label}")
 
@@ -266,5 +284,5 @@ def record_raw_backing_rows(recorder: Recorder, using: str, sql: str) -> None:
     with recorder.in_mode("backing"):
         for table in tables_in(sql):
             model = models.get(table)
-            if model is not None:
+            if model is not None and (model, using) not in recorder.whole_tables:
                 _snapshot_table(recorder, model, using, limit)

@@ -46,6 +46,8 @@ class Recorder:
         self.orm_groups: dict[tuple[Any, ...], dict[str, Any]] = {}
         # (model, alias, pk) of rows recorded with every concrete field.
         self.rows_seen: set[tuple[Any, ...]] = set()
+        # (model, alias) of tables whose every row is recorded as backing rows.
+        self.whole_tables: set[tuple[Any, str]] = set()
         self.session_before: dict[str, Any] | None = None
         self.secrets: set[str] = set()
         self.faults: list[str] = []

@@ -64,6 +64,7 @@ _AUTH_KEY_RE = re.compile(r"authori[sz]ation", re.IGNORECASE)
 # keep state for every character (20 MB for a 100 KB string).
 _JSON_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
 _JSON_PAIR_RE = re.compile(rf"(?P<key>{_JSON_STRING})\s*:\s*(?P<value>{_JSON_STRING}|[^\s,}}\]]+)")
+_QUOTE_COLON_RE = re.compile(r'"\s*:')
 # key=value pairs in URL-encoded text (query strings, form bodies).
 _FORM_PAIR_RE = re.compile(r"(?:^|(?<=[&?;\s]))(?P<key>[^=&?;\s]{1,200})=(?P<value>[^&;\s]*)")
 _HTML_INPUT_RE = re.compile(r"<input\b[^>]*>", re.IGNORECASE)
@@ -211,7 +212,9 @@ def redact_text(text: str, secrets: set[str], *, form: bool = True, html: bool =
         whole = match.group(0)
         return whole[: start - offset] + f'"{REDACTED}"' + whole[end - offset :]
 
-    if '"' in text:
+    # A JSON pair needs a quote then a colon: most HTML has none, and the pair
+    # regex would try every quoted attribute of the page.
+    if '"' in text and _QUOTE_COLON_RE.search(text):
         text = _JSON_PAIR_RE.sub(json_pair, text)
 
     if form and "=" in text:
