@@ -3,8 +3,8 @@
 Each round runs every configuration in turn (off, gen, full[, kolo], off, ...)
 on the same view; a figure is the median over rounds of the round's time
 divided by the same round's ``off`` time. The timed batch includes storing
-the traces (kolo_django stores in the request; Kolo's background saves are
-waited for before the clock stops).
+the traces: kolo_django's writer thread and Kolo's background saves are
+both waited for before the clock stops.
 """
 
 from __future__ import annotations
@@ -57,9 +57,16 @@ PHASES = Phases()
 
 
 def saves() -> int:
-    from kolo_django import middleware
+    from kolo_django import storage
 
-    return middleware._saves
+    return storage.saves()
+
+
+def flush_kolo_django() -> None:
+    from kolo_django import storage
+
+    if not storage.flush(timeout=120):
+        raise RuntimeError("kolo_django's writer did not finish within 120 s")
 
 
 def wait_for_kolo() -> None:
@@ -103,6 +110,7 @@ def run_batch(
                 client.get(path)
             if config == "kolo":
                 wait_for_kolo()
+            flush_kolo_django()
         before = saves()
         phases_before = PHASES.snapshot()
         started = time.perf_counter()
@@ -112,6 +120,8 @@ def run_batch(
                 raise RuntimeError(f"{path} answered {response.status_code} under {config}")
         if config == "kolo":
             wait_for_kolo()
+        # Traces still queued for the writer thread count in the batch.
+        flush_kolo_django()
         elapsed = time.perf_counter() - started
         stored = saves() - before
         phases = {k: v - phases_before[k] for k, v in PHASES.snapshot().items()}

@@ -48,6 +48,9 @@ def loop(config: str, path: str, requests: int, profiler: cProfile.Profile | Non
             profiler.enable()
         for _ in range(requests):
             client.get(path)
+        from kolo_django import storage
+
+        storage.flush(timeout=120)
         if profiler is not None:
             profiler.disable()
         return time.perf_counter() - started

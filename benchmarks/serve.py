@@ -42,9 +42,10 @@ def main() -> None:
         server.server_close()
         saves = -1
         if "kolo_django" in sys.modules:
-            from kolo_django import middleware
+            from kolo_django import storage
 
-            saves = middleware._saves
+            storage.flush(timeout=60)
+            saves = storage.saves()
         if "kolo.core" in sys.modules:
             from kolo.core import wait_for_pending_saves
 

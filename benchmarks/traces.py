@@ -15,6 +15,7 @@ def record(path: str, config: str, **extra: Any) -> Any:
     from django.conf import settings
     from django.test import Client, override_settings
 
+    from kolo_django import storage
     from kolo_django.models import Trace
 
     with override_settings(
@@ -24,8 +25,10 @@ def record(path: str, config: str, **extra: Any) -> Any:
         client = Client()
         with quiet():
             client.get(path)  # warm caches (URL resolution, code decisions)
+            storage.flush(timeout=60)
             latest_before = Trace.objects.order_by("-created_at", "-id").first()
             response = client.get(path)
+        storage.flush(timeout=60)
         if response.status_code != 200:
             raise RuntimeError(f"{path} answered {response.status_code}")
     latest = Trace.objects.order_by("-created_at", "-id").first()

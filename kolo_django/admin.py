@@ -778,6 +778,7 @@ def _present_sql(event: dict[str, Any], page: _PageTools) -> dict[str, Any]:
         "rows_hidden": rows_hidden,
         "rows_read": event.get("rows_read"),
         "has_rows": "columns" in event,
+        "rows_in_orm": event.get("rows_in") == "orm",
     }
 
 

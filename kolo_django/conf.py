@@ -26,6 +26,8 @@ CONFIG_DEFAULTS: dict[str, tuple[Any, tuple[type | None, ...]]] = {
     # Regexes matched against request.path; STATIC_URL and MEDIA_URL are added.
     "IGNORE_PATHS": ([r"^/favicon\.ico$", r"^/admin/kolo_django/"], (list, tuple)),
     "DATABASE_ALIAS": ("default", (str,)),
+    # Store traces from a writer thread, off the request path (never under tests).
+    "STORE_IN_BACKGROUND": (True, (bool,)),
     "CAPTURE_CALLS": (True, (bool,)),
     "CAPTURE_LOCALS": (True, (bool,)),
     # Module-name prefixes. Empty include: every module whose file lives under
@@ -210,7 +212,8 @@ def _reset_config(*, setting: str, **kwargs: Any) -> None:
         get_config.cache_clear()
         ignore_patterns.cache_clear()
         # Caches built from the config: REDACT_KEYS, CALLS_INCLUDE/EXCLUDE, BASE_DIR.
-        from .recording import frames, redact
+        from .recording import frames, orm, redact
 
         redact.reset_cache()
         frames.reset_caches()
+        orm.reset_caches()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
-import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,13 +22,8 @@ from django.http import HttpRequest, HttpResponseBase
 from . import __version__, storage, trace
 from .conf import get_config, ignore_patterns, recording_enabled
 from .recording import frames
-from .recording.recorder import Recorder, activate, fault, paused
-from .recording.redact import scrub
+from .recording.recorder import Recorder, activate, fault
 from .recording.request import capture_request, capture_response
-
-_saves = 0
-_saves_lock = threading.Lock()
-PRUNE_EVERY = 50
 
 
 class KoloMiddleware:
@@ -56,7 +50,7 @@ class KoloMiddleware:
                 self._stop_calls(recorder, token)
             document = self._finish(recorder, request, response)
         if document is not None:
-            self._store(document)
+            self._store(document, recorder.secrets)
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
@@ -72,7 +66,7 @@ class KoloMiddleware:
                 self._stop_calls(recorder, token)
             document = await sync_to_async(self._finish)(recorder, request, response)
         if document is not None:
-            await sync_to_async(self._store)(document)
+            await sync_to_async(self._store)(document, recorder.secrets)
         return response
 
     def _start(self, request: HttpRequest) -> Recorder | None:
@@ -110,7 +104,8 @@ class KoloMiddleware:
     def _finish(
         self, recorder: Recorder, request: HttpRequest, response: HttpResponseBase
     ) -> dict[str, Any] | None:
-        """The finished, redacted document; None when the recording faulted."""
+        """The finished document, redacted by key (the scrub for secret values
+        runs when it is stored); None when the recording faulted."""
         if recorder.faults:
             return None
         try:
@@ -136,27 +131,14 @@ class KoloMiddleware:
                     "python": platform.python_version(),
                 },
             }
-            document = scrub(document, recorder.secrets)
         except Exception:
             fault("document", recorder, "the trace document")
             return None
         # A fault while the request and response were captured.
         return None if recorder.faults else document
 
-    def _store(self, document: dict[str, Any]) -> None:
-        global _saves
+    def _store(self, document: dict[str, Any], secrets: set[str]) -> None:
         try:
-            with paused():
-                storage.save_document(document)
+            storage.store_recorded(document, secrets)
         except Exception:
             fault("storage", None, f"trace {document.get('id')} (storage)")
-            return
-        with _saves_lock:
-            _saves += 1
-            prune_now = _saves % PRUNE_EVERY == 0
-        if prune_now:
-            try:
-                with paused():
-                    storage.prune()
-            except Exception:
-                fault("prune", None, "(pruning old traces)")

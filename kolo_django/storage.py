@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import json
+import os
+import queue
+import threading
 from collections.abc import Iterator
 from typing import Any
 
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from . import trace
-from .conf import get_config
+from .conf import get_config, is_test_run
 from .models import Trace
+from .recording.recorder import fault, paused
+from .recording.redact import Scrubber
 
 
 def alias() -> str:
@@ -37,10 +43,16 @@ def summary_fields(document: dict[str, Any]) -> dict[str, Any]:
 def save_document(document: dict[str, Any]) -> Trace:
     """Store one document. Runs in its own transaction on the traces' alias so
     it survives a rolled-back request transaction."""
-    data = trace.dumps(document)
+    obj = trace_row(document, trace.dumps(document))
+    with transaction.atomic(using=alias()):
+        obj.save(using=alias(), force_insert=True)
+    return obj
+
+
+def trace_row(document: dict[str, Any], data: bytes) -> Trace:
     started = trace.decode_value(document.get("started_at"))
     created_at = started if isinstance(started, dt.datetime) else timezone.now()
-    obj = Trace(
+    return Trace(
         id=document["id"],
         created_at=created_at,
         schema_version=document.get("schema_version", trace.SCHEMA_VERSION),
@@ -48,9 +60,163 @@ def save_document(document: dict[str, Any]) -> Trace:
         document=data,
         **summary_fields(document),
     )
-    with transaction.atomic(using=alias()):
-        obj.save(using=alias(), force_insert=True)
-    return obj
+
+
+# --- Recorded traces: stored in the request, or by one writer thread ------------------
+
+PRUNE_EVERY = 50
+# Traces waiting for the writer beyond this are stored in the request instead:
+# memory stays bounded when the database cannot keep up.
+MAX_QUEUED = 100
+# Traces written in one transaction (one commit, one fsync).
+BATCH = 20
+
+_saves = 0
+_saves_lock = threading.Lock()
+
+
+def saves() -> int:
+    """Recorded traces stored by this process (the benchmarks count them)."""
+    return _saves
+
+
+def store_recorded(document: dict[str, Any], secrets: set[str]) -> None:
+    """Redact and store a just-recorded document: in a writer thread, or here
+    when running under tests (a test reads the trace right after its request),
+    with ``STORE_IN_BACKGROUND`` off, or when the writer is behind."""
+    if get_config()["STORE_IN_BACKGROUND"] and not is_test_run():
+        if _writer.submit(document, secrets):
+            return
+    _store_batch([(document, secrets)])
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Wait until every trace handed to the writer is stored (or dropped on a
+    fault); False if ``timeout`` seconds passed first."""
+    return _writer.flush(timeout)
+
+
+def _prepare(document: dict[str, Any], secrets: set[str]) -> Trace | None:
+    """The row to insert: the document scrubbed and serialised. Its JSON text
+    is checked as it is written; only a document that may hold something to
+    scrub is walked (in place) and written again."""
+    stage = "document"
+    try:
+        scrubber = Scrubber(secrets)
+        stage = "storage"
+        data = trace.dumps_checked(document, scrubber.dirty)
+        if data is None:
+            stage = "document"
+            scrubber.walk(document)
+            stage = "storage"
+            data = trace.dumps(document)
+    except Exception:
+        what = "redaction" if stage == "document" else "storage"
+        fault(stage, None, f"trace {document.get('id')} ({what})")
+        return None
+    # After the scrub: the summary repeats the path, which may hold a token.
+    return trace_row(document, data)
+
+
+def _store_batch(items: list[tuple[dict[str, Any], set[str]]]) -> None:
+    global _saves
+    rows = [row for row in (_prepare(d, s) for d, s in items) if row is not None]
+    if not rows:
+        return
+    stored = 0
+    with paused():
+        try:
+            insert_rows(rows)
+            stored = len(rows)
+        except Exception:
+            if len(rows) == 1:
+                fault("storage", None, f"trace {rows[0].id} (storage)")
+                return
+            # One bad row must not lose the others: store them one by one.
+            for row in rows:
+                try:
+                    insert_rows([row])
+                    stored += 1
+                except Exception:
+                    fault("storage", None, f"trace {row.id} (storage)")
+        if not stored:
+            return
+        with _saves_lock:
+            before = _saves
+            _saves += stored
+            prune_now = _saves // PRUNE_EVERY != before // PRUNE_EVERY
+        if prune_now:
+            try:
+                prune()
+            except Exception:
+                fault("prune", None, "(pruning old traces)")
+
+
+def insert_rows(rows: list[Trace]) -> None:
+    """One transaction on the traces' alias, apart from any of the request's."""
+    using = alias()
+    with transaction.atomic(using=using):
+        Trace.objects.using(using).bulk_create(rows)
+
+
+class _Writer:
+    """One daemon thread that stores the traces requests hand over, a batch
+    per transaction. Nothing is lost at exit: ``flush`` runs at ``atexit``."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.idle = threading.Condition(self.lock)
+        self.queue: queue.Queue[tuple[dict[str, Any], set[str]]] = queue.Queue()
+        self.pending = 0
+        self.thread: threading.Thread | None = None
+        self.pid = 0
+
+    def submit(self, document: dict[str, Any], secrets: set[str]) -> bool:
+        with self.lock:
+            if self.pending >= MAX_QUEUED:
+                return False
+            if self.thread is None or self.pid != os.getpid() or not self.thread.is_alive():
+                # Started on first use, and again in a forked worker process.
+                self.queue = queue.Queue()
+                self.pending = 0
+                self.pid = os.getpid()
+                self.thread = threading.Thread(
+                    target=self._run, name="kolo_django-writer", daemon=True
+                )
+                self.thread.start()
+            self.pending += 1
+            self.queue.put((document, secrets))
+        return True
+
+    def _run(self) -> None:
+        jobs = self.queue
+        while True:
+            items = [jobs.get()]
+            while len(items) < BATCH:
+                try:
+                    items.append(jobs.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                _store_batch(items)
+            except Exception:
+                fault("storage", None, "traces (storage)")
+                close_old_connections()
+            finally:
+                with self.lock:
+                    self.pending -= len(items)
+                    if self.pending <= 0:
+                        self.idle.notify_all()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        with self.lock:
+            if self.thread is None or self.pid != os.getpid():
+                return True
+            return self.idle.wait_for(lambda: self.pending <= 0, timeout)
+
+
+_writer = _Writer()
+atexit.register(flush, 30)
 
 
 def listing() -> Any:

@@ -17,9 +17,10 @@ import re
 import time
 import uuid
 import zlib
+from collections.abc import Callable
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TRACE_ID_RE = re.compile(r"^trc_[0-9A-HJKMNP-TV-Z]{26}$")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -44,8 +45,24 @@ def is_trace_id(value: str) -> bool:
     return bool(TRACE_ID_RE.match(value))
 
 
+_AS_IS = frozenset((type(None), bool, int, str))
+# Returned by encode_known() for a value of a type not listed in encode_value().
+UNKNOWN: Any = object()
+
+
 def encode_value(value: Any) -> Any:
     """A JSON-safe form of a Python value read from a model field or a row."""
+    if type(value) in _AS_IS:
+        return value
+    encoded = encode_known(value)
+    if encoded is UNKNOWN:
+        return {"$t": "repr", "v": f"{type(value).__name__}: {str(value)[:200]}"}
+    return encoded
+
+
+def encode_known(value: Any) -> Any:
+    """Like :func:`encode_value`, but ``UNKNOWN`` instead of a repr tag, so a
+    caller with a better string form does not run ``str()`` twice."""
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
@@ -72,7 +89,7 @@ def encode_value(value: Any) -> Any:
         encoded = {str(k): encode_value(v) for k, v in value.items()}
         # A dict that looks like a tag is wrapped so decoding stays unambiguous.
         return {"$t": "dict", "v": encoded} if "$t" in encoded else encoded
-    return {"$t": "repr", "v": f"{type(value).__name__}: {str(value)[:200]}"}
+    return UNKNOWN
 
 
 def decode_value(value: Any) -> Any:
@@ -109,27 +126,46 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def dumps(document: dict[str, Any]) -> bytes:
-    """Compressed storage form of a document: its compact JSON, zlib-compressed.
+# Events serialised per slice: few json.dumps() calls, and the whole JSON text
+# of a large document is never held in memory at once.
+_EVENTS_PER_PIECE = 500
 
-    Written a top-level key (and an event) at a time into the compressor, so the
-    whole JSON text of a large document is never held in memory at once."""
+
+def dumps(document: dict[str, Any]) -> bytes:
+    """Compressed storage form of a document: its compact JSON, zlib-compressed."""
+    data = dumps_checked(document, None)
+    assert data is not None
+    return data
+
+
+def dumps_checked(document: dict[str, Any], check: Callable[[str], bool] | None) -> bytes | None:
+    """:func:`dumps`, showing ``check`` each piece of JSON text before it is
+    compressed; when ``check`` returns True, stops and returns None."""
     compressor = zlib.compressobj(6)
     out: list[bytes] = []
 
-    def write(text: str) -> None:
+    def write(text: str) -> bool:
+        if check is not None and check(text):
+            return False
         out.append(compressor.compress(text.encode("utf-8")))
+        return True
 
-    write("{")
+    if not write("{"):
+        return None
     for index, (key, value) in enumerate(document.items()):
-        write(("," if index else "") + _json(str(key)) + ":")
-        if isinstance(value, list) and len(value) > 100:
-            write("[")
-            for position, item in enumerate(value):
-                write(("," if position else "") + _json(item))
-            write("]")
-        else:
-            write(_json(value))
+        if not write(("," if index else "") + _json(str(key)) + ":"):
+            return None
+        if isinstance(value, list) and len(value) > _EVENTS_PER_PIECE:
+            if not write("["):
+                return None
+            for start in range(0, len(value), _EVENTS_PER_PIECE):
+                text = _json(value[start : start + _EVENTS_PER_PIECE])[1:-1]
+                if not write(("," if start else "") + text):
+                    return None
+            if not write("]"):
+                return None
+        elif not write(_json(value)):
+            return None
     write("}")
     out.append(compressor.flush())
     return b"".join(out)
@@ -155,4 +191,9 @@ def upgrade(document: Any) -> dict[str, Any]:
         )
     if version < 1:
         raise TraceFormatError(f"unknown schema version {version}")
+    if version == 1:
+        # Version 2 only stores less (rows of model queries once, in orm
+        # events; a row read again is not repeated as backing; locals once per
+        # call): every version 1 document is a valid version 2 document.
+        document["schema_version"] = version = 2
     return document

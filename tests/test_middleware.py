@@ -8,6 +8,7 @@ import pytest
 from django.core import mail
 from django.test import Client, override_settings
 
+from kolo_django import storage
 from kolo_django.middleware import KoloMiddleware
 
 RECORD = {"RECORD_DURING_TESTS": True}
@@ -35,12 +36,15 @@ def test_switches(
     assert traces.count() == int(recorded)
 
 
+@pytest.mark.django_db(transaction=True)
 def test_records_outside_a_test_run_by_default(
     client: Client, traces: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delattr(mail, "outbox")
     with override_settings(DEBUG=True, KOLO_DJANGO={}):
         client.get("/stats/")
+    # Outside a test run the writer thread stores it, moments later.
+    assert storage.flush(timeout=30)
     assert [t.path for t in traces.all()] == ["/stats/"]
 
 
@@ -96,7 +100,7 @@ def test_view_calls_and_locals(client: Client, traces: Any, seeded: None) -> Non
     document = obj.load_document()
     (call,) = [e for e in document["events"] if e["type"] == "call" and e["function"] == "stats"]
     assert call["module"] == "todos.views" and call["file"] == "todos/views.py"
-    assert call["locals"]["request"] == "<WSGIRequest GET '/stats/'>"
     (ret,) = [e for e in document["events"] if e["type"] == "return" and e["id"] == call["id"]]
     assert ret["value"] == "<HttpResponse status_code=200>"
+    assert ret["locals"]["request"] == "<WSGIRequest GET '/stats/'>"
     assert ret["locals"]["open_todos"] == "<QuerySet todos.Todo (not evaluated)>"

@@ -72,8 +72,9 @@ def test_async_view_is_recorded(traces: Any, seeded: None) -> None:
     count, select = events(document, "sql")
     assert "COUNT" in count["sql"].upper() and count["params"] == ["%#1%"]
     assert select["params"][0] == first
-    assert [row[0] for row in select["rows"]] == response.json()["pks"]
-    assert events(document, "orm", model="todos.todo", source="query")
+    assert select["rows_in"] == "orm" and select["rows_read"] == len(response.json()["pks"])
+    (rows,) = events(document, "orm", model="todos.todo", source="query")
+    assert [row[0] for row in rows["rows"]] == response.json()["pks"]
     assert events(document, "orm", model="todos.todo", source="backing")
     (obj,) = traces.all()
     assert (obj.method, obj.status_code, obj.query_count) == ("GET", 200, 2)

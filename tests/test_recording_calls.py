@@ -66,7 +66,9 @@ def test_call_tree(client: Client, traces: Any, db: None) -> None:
     assert view["parent"] is None and view["depth"] == 0
     assert (numbers["parent"], numbers["depth"]) == (view["id"], 1)
     assert (total["parent"], total["depth"]) == (view["id"], 1)
-    assert numbers["locals"] == {"limit": "4"}
+    # Locals are taken once, at the return: call events carry none.
+    assert not any("locals" in c for c in calls)
+    assert returns[numbers["id"]]["locals"]["limit"] == "4"
     assert returns[total["id"]]["value"] == "14"
     assert returns[view["id"]]["value"] == "<HttpResponse status_code=200>"
     assert set(returns) == {view["id"], numbers["id"], total["id"]}

@@ -39,6 +39,10 @@ def _aggregates(request: HttpRequest) -> JsonResponse:
         value = TodoList.objects.exists()
     elif kind == "aggregate":
         value = str(Todo.objects.aggregate(total=Sum("estimate_hours"))["total"])
+    elif kind == "counts":
+        # The page's rows, its paginator count, then a narrower count.
+        page = list(Todo.objects.order_by("pk")[:3])
+        value = [len(page), Todo.objects.count(), Todo.objects.filter(done=False).count()]
     else:
         value = list(TodoList.objects.values_list("name", flat=True))
     return JsonResponse({"value": value})
@@ -141,6 +145,21 @@ def test_backing_rows_are_bounded(client: Client, traces: Any, seeded: None) -> 
     assert len(backing["rows"]) == 10
 
 
+def test_rows_are_not_stored_twice(client: Client, traces: Any, seeded: None) -> None:
+    from todos.models import Todo
+
+    client.get("/aggregates/?kind=counts")
+    _obj, document = only_trace(traces)
+    (page,) = events(document, "orm", model="todos.todo", source="query")
+    (backing,) = events(document, "orm", model="todos.todo", source="backing")
+    pks = sorted(Todo.objects.values_list("pk", flat=True))
+    # The whole table once: the page's rows as query rows, the rest as backing
+    # rows; the narrower count reads no backing rows of a table read whole.
+    assert rows_of(page, "id") == pks[:3]
+    assert sorted(rows_of(backing, "id")) == pks[3:]
+    assert len(events(document, "sql")) == 3
+
+
 @pytest.mark.parametrize("how", ["fetchall", "fetchmany", "fetchone", "iterate"])
 def test_raw_cursor_rows(client: Client, traces: Any, seeded: None, how: str) -> None:
     from todos.models import Todo
@@ -182,10 +201,13 @@ def test_raw_rows_beyond_the_limit_are_cut(
 @override_settings(
     KOLO_DJANGO={"ENABLED": True, "RECORD_DURING_TESTS": True, "MAX_ROWS_PER_QUERY": 3}
 )
-def test_orm_query_rows_are_cut_too(client: Client, traces: Any, seeded: None) -> None:
+def test_model_query_rows_are_stored_once(client: Client, traces: Any, seeded: None) -> None:
     client.get("/select-related/")
     _obj, document = only_trace(traces)
     (sql,) = events(document, "sql")
-    assert len(sql["rows"]) == 3
+    # The rows became instances: they are in the orm events, not copied here.
+    assert "rows" not in sql and sql["rows_in"] == "orm"
     assert sql["rows_read"] == 5
-    assert sql["rows_truncated"] is True
+    assert "rows_truncated" not in sql
+    (todos,) = events(document, "orm", model="todos.todo", source="query")
+    assert len(todos["rows"]) == 5

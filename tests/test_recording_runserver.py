@@ -111,7 +111,13 @@ def test_runserver_records_each_request(server: str, project_env: dict[str, str]
     hit("GET", "/dashboard/")
     assert [s for _m, _p, s in sent] == [200, 200, 200, 201, 200, 404, 200, 302]
 
-    stored = json.loads(manage(project_env, "shell", "-v", "0", "-c", READ_TRACES))
+    # Traces are stored by a writer thread, moments after each response.
+    deadline = time.monotonic() + 10
+    while True:
+        stored = json.loads(manage(project_env, "shell", "-v", "0", "-c", READ_TRACES))
+        if len(stored) >= len(sent) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert [(t["method"], t["path"], t["status"]) for t in stored] == sent
     by_path = {(t["method"], t["path"]): t for t in stored}
     created = by_path[("POST", "/api/todos/")]["document"]
@@ -129,3 +135,20 @@ def test_runserver_records_each_request(server: str, project_env: dict[str, str]
     stats = by_path[("GET", "/stats/")]["document"]
     calls = [e for e in stats["events"] if e["type"] == "call"]
     assert (calls[0]["function"], calls[0]["module"]) == ("stats", "todos.views")
+
+
+RECORD_AND_EXIT = """
+from django.test import Client
+for _ in range(5):
+    assert Client().get("/stats/").status_code == 200
+"""
+
+
+def test_traces_queued_at_exit_are_stored(project_env: dict[str, str]) -> None:
+    """The process ends right after its requests: the writer's queue is
+    flushed at exit, so no trace is lost."""
+    manage(project_env, "migrate", "--noinput", "-v", "0")
+    manage(project_env, "seed_example", "--todos", "3")
+    manage(project_env, "shell", "-v", "0", "-c", RECORD_AND_EXIT)
+    stored = json.loads(manage(project_env, "shell", "-v", "0", "-c", READ_TRACES))
+    assert [t["path"] for t in stored] == ["/stats/"] * 5

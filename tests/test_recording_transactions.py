@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client, override_settings
 from django.urls import include, path
 
-from kolo_django import middleware
+from kolo_django import storage
 from tests.helpers_recording import documents, events, only_trace
 
 
@@ -119,7 +119,7 @@ def test_own_writes_are_not_recorded_in_autocommit(traces: Any) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_pruning_is_not_recorded(traces: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(middleware, "PRUNE_EVERY", 1)
+    monkeypatch.setattr(storage, "PRUNE_EVERY", 1)
     client = Client()
     with override_settings(KOLO_DJANGO={**RECORD, "RETENTION_MAX_TRACES": 2}):
         paths = [f"/todos/{n}/" for n in range(1, 6)]

@@ -88,7 +88,7 @@ def test_not_found(client: Client, traces: Any, seeded: None) -> None:
     _response, _obj, document = recorded(client, traces, "GET", "/todos/999999/", 404)
     assert document["request"]["resolver"]["kwargs"] == {"pk": 999999}
     (sql,) = events(document, "sql")
-    assert sql["rows"] == [] and sql["params"][0] == 999999
+    assert sql["rows_read"] == 0 and sql["params"][0] == 999999
     # Http404 is handled inside the stack; it is not an uncaught exception.
     assert document["exception"] is None
 

@@ -154,12 +154,18 @@ def _check(documents: list[dict[str, Any]], sent: dict[str, tuple[str, int]]) ->
         calls = [
             e for e in document["events"] if e["type"] == "call" and e["function"] == "summarise"
         ]
+        returns = [
+            e
+            for e in document["events"]
+            if e["type"] == "return" and calls and e["id"] == calls[0]["id"]
+        ]
         complete = (
             own
             and [e["params"] for e in sql] == [[f"%{marker}%"], [marker]]
             and [e["message"] for e in logs] == [f"{view} {marker}"]
             and len(calls) == 1
-            and calls[0]["locals"]["marker"] == repr(marker)
+            and len(returns) == 1
+            and returns[0]["locals"]["marker"] == repr(marker)
             and document["faults"] == []
         )
         incomplete += not complete

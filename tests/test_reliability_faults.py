@@ -222,7 +222,7 @@ def _inject(stage: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iter
         "capture: template": f"{rec}.hooks._note_template",
         "capture: write": f"{rec}.writes._values",
         "capture: request section": f"{rec}.request._resolver",
-        "redaction": "kolo_django.middleware.scrub",
+        "redaction": "kolo_django.storage.Scrubber",
     }
     if stage in targets:
         yield _patch(monkeypatch, targets[stage])

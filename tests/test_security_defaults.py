@@ -36,7 +36,9 @@ def outside_a_test_run(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_recording_follows_debug_unless_forced(
     client: Client, traces: Any, outside_a_test_run: None, debug: bool, kolo: Any, recorded: bool
 ) -> None:
-    with override_settings(DEBUG=debug, KOLO_DJANGO=kolo):
+    # Stored in the request: the writer thread's own connection would wait for
+    # this test's transaction (tests/test_storage.py covers the writer).
+    with override_settings(DEBUG=debug, KOLO_DJANGO={**kolo, "STORE_IN_BACKGROUND": False}):
         assert recording_enabled() is recorded
         assert client.get("/stats/").status_code == 200
     assert traces.count() == int(recorded)
@@ -65,7 +67,9 @@ def test_a_locmem_mail_backend_does_not_look_like_a_test_run(
     """The locmem backend creates mail.outbox by itself: a development server
     using it must go on recording after the first mail."""
     with override_settings(
-        DEBUG=True, KOLO_DJANGO={}, EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"
+        DEBUG=True,
+        KOLO_DJANGO={"STORE_IN_BACKGROUND": False},
+        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
     ):
         mail.send_mail("s", "b", None, ["x@example.com"])
         assert hasattr(mail, "outbox")

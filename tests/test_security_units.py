@@ -16,6 +16,7 @@ from django.test import AsyncClient, Client, override_settings
 from django.urls import path
 from django.views.decorators.debug import sensitive_variables
 
+from kolo_django import storage, trace
 from kolo_django.recording.redact import (
     REDACTED,
     collect,
@@ -142,3 +143,37 @@ def test_redact_keys_reach_query_raw_bodies_and_responses(traces: Any, db: None)
     for iban in ("DE89370400440532013000", "FR7630006000011234567890189", "GB29NWBK60161331926819"):
         assert iban not in text
     assert text.count(REDACTED) >= 5
+
+
+@override_settings(SECRET_KEY="current-secret-key-0001", SECRET_KEY_FALLBACKS=[])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "nothing to see",
+        "a current-secret-key-0001 b",
+        "pbkdf2_sha256$870000$salt$digest",
+        "x md5$abc$0123",
+        "'" + LONG_SECRET[:40] + "…",
+        "'" + LONG_SECRET[:7] + "…",
+        'say "s3cr3t-xxxxxxxxxx…',
+        {"$t": "bytes", "v": base64.b64encode(b"current-secret-key-0001").decode()},
+        {"content_base64": base64.b64encode(b"plain").decode()},
+        ['tab\tsecret\\with"quotes', 3, None],
+    ],
+)
+def test_stored_form_is_scrubbed_like_the_document(value: Any) -> None:
+    """The quick test of the JSON text decides only whether the document is
+    walked: what is stored is what scrub() makes of it."""
+    secrets = {LONG_SECRET, 'tab\tsecret\\with"quotes'}
+    events_ = [{"type": "log", "message": "x"}] * 600 + [{"type": "log", "message": value}]
+    document = {
+        "schema_version": trace.SCHEMA_VERSION,
+        "id": trace.new_trace_id(),
+        "value": value,
+        "events": events_,
+    }
+    expected = scrub(json.loads(json.dumps(document)), set(secrets))
+    row = storage._prepare(json.loads(json.dumps(document)), set(secrets))
+    assert row is not None
+    stored = trace.loads(row.document)
+    assert stored == expected

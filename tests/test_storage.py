@@ -129,3 +129,30 @@ def test_save_runs_in_its_own_transaction(traces: Any) -> None:
     statements = [q["sql"].split()[0].upper() for q in captured.captured_queries]
     # Inside the test's transaction the atomic block is a savepoint around the insert.
     assert statements == ["SAVEPOINT", "INSERT", "RELEASE"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_writer_thread_stores_redacted_traces_in_batches(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """Outside tests, recorded traces go to a writer thread; flush() waits for it."""
+    from kolo_django.models import Trace
+
+    monkeypatch.setattr(storage, "is_test_run", lambda: False)
+    secret = "s3cr3t-value-123456"
+    docs = [document(path=f"/w/{i}/", note=f"token {secret}") for i in range(30)]
+    for doc in docs:
+        storage.store_recorded(doc, {secret})
+    assert storage.flush(timeout=30)
+    stored = list(Trace.objects.order_by("path"))
+    assert sorted(t.path for t in stored) == sorted(d["request"]["path"] for d in docs)
+    for obj in stored:
+        assert obj.load_document()["note"] == "token [REDACTED]"
+
+
+def test_version_1_documents_are_upgraded() -> None:
+    """Version 2 only stores less: a version 1 document reads as it was."""
+    old = {"schema_version": 1, "events": [{"type": "call", "id": 1, "locals": {"x": "1"}}]}
+    upgraded = trace.loads(trace.dumps(old))
+    assert upgraded["schema_version"] == trace.SCHEMA_VERSION == 2
+    assert upgraded["events"] == old["events"]

@@ -2,8 +2,13 @@
 
 Python >= 3.12 uses ``sys.monitoring``: a code object outside the project is
 disabled at its first call, so library code costs nothing afterwards. Python
-3.11 falls back to ``sys.setprofile`` in the request's thread, filtered by a
-per-code-object cache.
+3.11 falls back to ``sys.settrace`` in the request's thread: its global trace
+function runs for Python calls only (a profile function would also run for
+every C call and every return), answers from a per-code-object cache, and
+traces only the returns of project frames.
+
+Locals are taken once, when a call returns (or raises): by then they hold the
+arguments and everything the function computed. A call event has none.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from .reprs import safe_locals, safe_repr
 
 logger = logging.getLogger("kolo_django")
 _project_code: dict[CodeType, bool] = {}
+# Code object -> (qualified name, module, file) for its call events.
+_code_info: dict[CodeType, tuple[str, str, str]] = {}
 _lock = threading.Lock()
 _active_recorders = 0
 MONITORING = sys.version_info >= (3, 12)
@@ -51,6 +58,7 @@ def _roots() -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 def reset_caches() -> None:
     _project_code.clear()
+    _code_info.clear()
     _roots.cache_clear()
     if MONITORING and _tool_id is not None:
         # Code objects disabled under the old decisions get their events back.
@@ -102,7 +110,7 @@ class CallTracker:
         self.failed = False
         # Generator and coroutine frames between a yield and their resumption.
         self.suspended: dict[FrameType, int] = {}
-        # sys.setprofile only: the offset a suspended frame was resumed at.
+        # sys.settrace only: the offset a suspended frame was resumed at.
         self.resumed_at: dict[FrameType, int] = {}
         # Call id -> what @sensitive_variables marked, for its return event.
         self.sensitive: dict[int, Any] = {}
@@ -123,27 +131,39 @@ class CallTracker:
         self.next_id += 1
         call_id = self.next_id
         code = frame.f_code
-        event: dict[str, Any] = {
-            "type": "call",
-            "id": call_id,
-            "parent": stack[-1][0] if stack else None,
-            "depth": len(stack),
-            "function": code.co_qualname if hasattr(code, "co_qualname") else code.co_name,
-            "module": frame.f_globals.get("__name__", ""),
-            "file": _relative(code.co_filename),
-            "line": frame.f_lineno,
-        }
+        info = _code_info.get(code)
+        if info is None:
+            info = _code_info[code] = _describe(code, frame)
+        parent = stack[-1] if stack else None
         stack.append((call_id, frame))
         if recorder.full():
-            # No reprs for an event that would be dropped anyway.
             recorder.dropped_events += 1
             return
-        sensitive = sensitive_variables(frame)
+        sensitive = self._sensitive(frame, parent)
         if sensitive:
             self.sensitive[call_id] = sensitive
-        if self.capture_locals:
-            event["locals"] = self._locals(frame, sensitive)
-        recorder.add(event)
+        recorder.add(
+            {
+                "type": "call",
+                "id": call_id,
+                "parent": parent[0] if parent else None,
+                "depth": len(stack) - 1,
+                "function": info[0],
+                "module": info[1],
+                "file": info[2],
+                "line": frame.f_lineno,
+            }
+        )
+
+    def _sensitive(self, frame: FrameType, parent: tuple[int, FrameType] | None) -> Any:
+        """:func:`sensitive_variables`, walking only up to the recorded parent
+        call, whose own answer covers the rest of the stack."""
+        if parent is None:
+            return sensitive_variables(frame)
+        inherited = self.sensitive.get(parent[0])
+        if inherited:
+            return inherited
+        return sensitive_variables(frame, stop=parent[1])
 
     def _locals(self, frame: FrameType, sensitive: Any) -> dict[str, str]:
         return safe_locals(
@@ -193,7 +213,12 @@ class CallTracker:
         return True
 
 
-def sensitive_variables(frame: FrameType) -> Any:
+def _describe(code: CodeType, frame: FrameType) -> tuple[str, str, str]:
+    function = code.co_qualname if hasattr(code, "co_qualname") else code.co_name
+    return function, frame.f_globals.get("__name__", ""), _relative(code.co_filename)
+
+
+def sensitive_variables(frame: FrameType, stop: FrameType | None = None) -> Any:
     """What ``@sensitive_variables`` marked for this frame: ``"__ALL__"``, a
     tuple of names, or None. Found the way Django's error reports find it: the
     decorator's wrapper among the callers (so the functions a decorated one
@@ -210,7 +235,7 @@ def sensitive_variables(frame: FrameType) -> Any:
         if found:
             return found
     current_frame: FrameType | None = frame
-    while current_frame is not None:
+    while current_frame is not None and current_frame is not stop:
         # Compare the name first: reading f_locals of every caller is costly.
         if current_frame.f_code.co_name == "sensitive_variables_wrapper":
             wrapper = current_frame.f_locals.get("sensitive_variables_wrapper")
@@ -338,10 +363,10 @@ def _monitoring_stop() -> None:
         sys.monitoring.set_events(_tool_id, 0)
 
 
-# --- Python < 3.12: sys.setprofile ------------------------------------------------------
+# --- Python < 3.12: sys.settrace --------------------------------------------------------
 
-# setprofile reports each resumption of a generator or coroutine as a "call"
-# and each suspension as a "return"; only the first and the last are kept.
+# The trace function sees each resumption of a generator or coroutine as a
+# "call" and each suspension as a "return"; only the first and the last are kept.
 _RESUMABLE = (
     inspect.CO_GENERATOR
     | inspect.CO_COROUTINE
@@ -377,35 +402,45 @@ def _profile_return(tracker: CallTracker, frame: FrameType, value: Any) -> None:
     tracker.on_return(frame, value)
 
 
-def _profile(frame: FrameType, event: str, arg: Any) -> None:
-    if event == "call":
-        code = frame.f_code
-        decision = _project_code.get(code)
-        if decision is False:
-            return
+def _trace(frame: FrameType, event: str, arg: Any) -> Any:
+    """The global trace function: called at each Python call ("call" only).
+    Returns the local trace function for project code, None otherwise (the
+    frame is then not traced at all)."""
+    code = frame.f_code
+    decision = _project_code.get(code)
+    if decision is False:
+        return None
+    tracker = _tracker()
+    if tracker is None or tracker.recorder.mode is not None:
+        return None
+    try:
+        if decision is None and not is_project_code(
+            code, frame.f_globals.get("__name__", ""), tracker.config
+        ):
+            return None
+        frame.f_trace_lines = False
+        _profile_call(tracker, frame)
+    except Exception:
+        tracker.fail()
+        return None
+    return _trace_frame
+
+
+def _trace_frame(frame: FrameType, event: str, arg: Any) -> Any:
+    """The local trace function of a project frame: only its return matters
+    (an exception leaving the frame also ends in a "return", with None)."""
+    if event == "return":
         tracker = _tracker()
-        if tracker is None or tracker.recorder.mode is not None:
-            return
-        try:
-            if decision is None and not is_project_code(
-                code, frame.f_globals.get("__name__", ""), tracker.config
-            ):
-                return
-            _profile_call(tracker, frame)
-        except Exception:
-            tracker.fail()
-    elif event == "return":
-        if _project_code.get(frame.f_code):
-            tracker = _tracker()
-            if tracker is not None and tracker.recorder.mode is None:
-                try:
-                    _profile_return(tracker, frame, arg)
-                except Exception:
-                    tracker.fail()
+        if tracker is not None and tracker.recorder.mode is None:
+            try:
+                _profile_return(tracker, frame, arg)
+            except Exception:
+                tracker.fail()
+    return _trace_frame
 
 
-# Recorders using the profiler, per thread: concurrent async requests share the
-# event loop's thread, and the first to finish must not switch it off for the rest.
+# Recorders using the trace function, per thread: concurrent async requests share
+# the event loop's thread, and the first to finish must not switch it off for the rest.
 _profile_users: dict[int, int] = {}
 
 
@@ -421,28 +456,28 @@ def start(recorder: Recorder) -> Any:
         return None
     thread = threading.get_ident()
     with _lock:
-        current_profile = sys.getprofile()
-        if current_profile is not _profile:
-            if current_profile is not None:
-                return False  # someone else's profiler (a debugger): leave it be
-            sys.setprofile(_profile)
+        current_trace = sys.gettrace()
+        if current_trace is not _trace:
+            if current_trace is not None:
+                return False  # someone else's tracer (a debugger, coverage): leave it be
+            sys.settrace(_trace)
         _profile_users[thread] = _profile_users.get(thread, 0) + 1
     return True
 
 
 def _profiled_child(child: Any) -> Any:
     """Run ``child`` (sync code of a recorded request, in a ``sync_to_async``
-    worker thread, inside the request's context) with the profiler on: it is
-    per thread before Python 3.12, and the middleware set it in the event
-    loop's thread only."""
+    worker thread, inside the request's context) with the trace function on:
+    it is per thread before Python 3.12, and the middleware set it in the
+    event loop's thread only."""
     tracker = _tracker()
-    if tracker is None or sys.getprofile() is not None:
+    if tracker is None or sys.gettrace() is not None:
         return child()
-    sys.setprofile(_profile)
+    sys.settrace(_trace)
     try:
         return child()
     finally:
-        sys.setprofile(None)
+        sys.settrace(None)
 
 
 def install_sync_to_async() -> None:
@@ -484,5 +519,5 @@ def stop(recorder: Recorder, token: Any) -> None:
             _profile_users[thread] = users
             return
         _profile_users.pop(thread, None)
-        if sys.getprofile() is _profile:
-            sys.setprofile(None)
+        if sys.gettrace() is _trace:
+            sys.settrace(None)

@@ -39,10 +39,12 @@ def install_orm() -> None:
             if recorder is None:
                 return original(self, *args, **kwargs)
             recorder.orm_depth += 1
+            previous, recorder.orm_compiler = recorder.orm_compiler, self
             try:
                 return original(self, *args, **kwargs)
             finally:
                 recorder.orm_depth -= 1
+                recorder.orm_compiler = previous
 
         execute_sql._kolo_django = True
         return execute_sql

@@ -10,7 +10,7 @@ recorded as SQL.
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
+from functools import cache, lru_cache
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,7 +18,7 @@ from django.apps import apps
 from django.db.models import Model
 from django.db.models.sql.constants import MULTI
 
-from ..trace import encode_value
+from ..trace import UNKNOWN, encode_known
 from .recorder import Recorder, current, fault
 from .redact import DB_SECRET_MIN, REDACTED, collect, is_secret_key
 
@@ -34,17 +34,56 @@ def table_models() -> dict[str, type[Model]]:
     return models
 
 
+_AS_IS = frozenset((type(None), bool, int, str))
+
+
 def field_value(field: Any, obj: Any, value: Any) -> Any:
-    encoded = encode_value(value)
-    if isinstance(encoded, dict) and encoded.get("$t") == "repr":
+    if type(value) in _AS_IS:
+        return value
+    encoded = encode_known(value)
+    if encoded is UNKNOWN:
         # A custom field's Python type: keep Django's own string form, which
         # the field's to_python() reads back.
         try:
             holder = obj if obj is not None else SimpleNamespace(**{field.attname: value})
             return {"$t": "field", "v": field.value_to_string(holder)}
         except Exception:
-            return encoded
+            return {"$t": "repr", "v": f"{type(value).__name__}: {str(value)[:200]}"}
     return encoded
+
+
+@cache
+def _field_plan(model: type[Model]) -> tuple[tuple[Any, str, bool], ...]:
+    """(field, attname, secret?) of each concrete field: asked for every row."""
+    return tuple((f, f.attname, is_secret_key(f.attname)) for f in model._meta.concrete_fields)
+
+
+def reset_caches() -> None:
+    _field_plan.cache_clear()
+
+
+def builds_instances(compiler: Any) -> bool:
+    """Whether the rows of this compiler's query become model instances that
+    ``from_db`` records as ``orm`` rows (so the ``sql`` event need not copy them)."""
+    if compiler is None or compiler.annotation_col_map or compiler.query.extra_select:
+        return False  # annotated values live on the instances, not in orm rows
+    infos = [getattr(compiler, "klass_info", None)]
+    while infos:
+        info = infos.pop()
+        if not info:
+            return False
+        if not getattr(info["model"].from_db, "_kolo_django", False):
+            return False  # a model's own from_db() may not call ours
+        infos.extend(info.get("related_klass_infos") or ())
+    return True
+
+
+def _row_key(model: type[Model], alias: str, pk: Any) -> Any:
+    try:
+        hash(pk)
+    except TypeError:
+        return None
+    return (model, alias, pk)
 
 
 def _group(
@@ -91,23 +130,28 @@ def _secret(recorder: Recorder, value: Any) -> str:
 
 
 def record_instance(recorder: Recorder, obj: Model, alias: str) -> None:
-    meta = obj._meta
+    model = type(obj)
     values = obj.__dict__
-    fields = tuple(f.attname for f in meta.concrete_fields if f.attname in values)
+    plan = _field_plan(model)
+    if all(name in values for _f, name, _s in plan):
+        complete = True
+    else:
+        complete = False
+        plan = tuple(item for item in plan if item[1] in values)
     source = "backing" if recorder.mode == "backing" else "query"
-    event = _group(recorder, type(obj), alias, source, fields)
+    event = _group(recorder, model, alias, source, tuple(name for _f, name, _s in plan))
     if event is None or not _room(recorder, event):
         return
-    row = []
-    for field in meta.concrete_fields:
-        name = field.attname
-        if name in values:
-            row.append(
-                _secret(recorder, values[name])
-                if is_secret_key(name)
-                else field_value(field, obj, values[name])
-            )
-    event["rows"].append(row)
+    event["rows"].append(
+        [
+            _secret(recorder, values[name]) if secret else field_value(field, obj, values[name])
+            for field, name, secret in plan
+        ]
+    )
+    if complete:
+        key = _row_key(model, alias, obj.pk)
+        if key is not None:
+            recorder.rows_seen.add(key)
 
 
 def install_from_db() -> None:
@@ -120,11 +164,13 @@ def install_from_db() -> None:
         obj = original(cls, db, *args, **kwargs)
         recorder = current()
         if recorder is not None and recorder.mode != "silent":
+            recorder.own_work_depth += 1
             try:
-                with recorder.own_work():
-                    record_instance(recorder, obj, db)
+                record_instance(recorder, obj, db)
             except Exception:
                 fault("orm", recorder, "a model row")
+            finally:
+                recorder.own_work_depth -= 1
         return obj
 
     from_db._kolo_django = True  # type: ignore[attr-defined]
@@ -145,6 +191,13 @@ def record_query_backing_rows(query: Any, using: str, *, include_base: bool) -> 
         # query only when it is compiled, after this point.
         query = query.clone()
         query.get_initial_alias()
+    # No filter, join or slice: the rows of the whole table (up to the limit).
+    whole = (
+        not query.where
+        and len(query.alias_map) == 1
+        and not query.low_mark
+        and query.high_mark is None
+    )
     with recorder.in_mode("backing"):
         for table_alias, join in list(query.alias_map.items()):
             is_base = table_alias == query.base_table
@@ -153,7 +206,8 @@ def record_query_backing_rows(query: Any, using: str, *, include_base: bool) -> 
             ):
                 continue
             model = models.get(join.table_name)
-            if model is None:
+            if model is None or (model, using) in recorder.whole_tables:
+                # Every row of that table is in the trace already.
                 continue
             try:
                 sub = query.clone()
@@ -164,30 +218,44 @@ def record_query_backing_rows(query: Any, using: str, *, include_base: bool) -> 
                 sub.select = tuple(f.get_col(table_alias) for f in model._meta.concrete_fields)
                 # Relative to any slice the query has, and clamped to it.
                 sub.set_limits(high=limit)
-                _record_rows(recorder, model, using, sub)
+                if _record_rows(recorder, model, using, sub, limit) and whole:
+                    recorder.whole_tables.add((model, using))
             except Exception as exc:
                 logger.debug("kolo_django: no backing rows for %s (%s)", model, exc)
                 _snapshot_table(recorder, model, using, limit)
 
 
-def _record_rows(recorder: Recorder, model: type[Model], using: str, query: Any) -> None:
+def _record_rows(
+    recorder: Recorder, model: type[Model], using: str, query: Any, limit: int
+) -> bool:
+    """Record the query's rows; True when every row it has was read (fewer
+    than ``limit``, none left out)."""
     compiler = query.get_compiler(using=using)
-    fields = model._meta.concrete_fields
-    names = tuple(f.attname for f in fields)
-    event = _group(recorder, model, using, "backing", names)
+    plan = _field_plan(model)
+    event = _group(recorder, model, using, "backing", tuple(name for _f, name, _s in plan))
     if event is None:
-        return
+        return False
+    pk_at = [name for _f, name, _s in plan].index(model._meta.pk.attname)
+    seen = recorder.rows_seen
+    read = 0
     for row in compiler.results_iter(compiler.execute_sql(MULTI)):
+        read += 1
+        # A row already recorded whole (the page's rows behind its count):
+        # generation keeps the first read of a row, so a repeat adds nothing.
+        key = _row_key(model, using, row[pk_at])
+        if key is not None and key in seen:
+            continue
         if not _room(recorder, event):
-            break
+            return False
         event["rows"].append(
             [
-                _secret(recorder, value)
-                if is_secret_key(f.attname)
-                else field_value(f, None, value)
-                for f, value in zip(fields, row, strict=False)
+                _secret(recorder, value) if secret else field_value(field, None, value)
+                for (field, _name, secret), value in zip(plan, row, strict=False)
             ]
         )
+        if key is not None:
+            seen.add(key)
+    return read < limit
 
 
 def _snapshot_table(recorder: Recorder, model: type[Model], using: str, limit: int) -> None:
@@ -199,7 +267,9 @@ def _snapshot_table(recorder: Recorder, model: type[Model], using: str, limit: i
         sub.select = tuple(
             f.get_col(query.get_initial_alias()) for f in model._meta.concrete_fields
         )
-        _record_rows(recorder, model, using, sub)
+        # A base manager of the project's may filter: then not the whole table.
+        if _record_rows(recorder, model, using, sub, limit) and not query.where:
+            recorder.whole_tables.add((model, using))
     except Exception:
         fault("backing rows", recorder, f"the backing rows of {model._meta.label}")
 
@@ -214,5 +284,5 @@ def record_raw_backing_rows(recorder: Recorder, using: str, sql: str) -> None:
     with recorder.in_mode("backing"):
         for table in tables_in(sql):
             model = models.get(table)
-            if model is not None:
+            if model is not None and (model, using) not in recorder.whole_tables:
                 _snapshot_table(recorder, model, using, limit)

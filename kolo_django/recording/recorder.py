@@ -42,7 +42,12 @@ class Recorder:
         # recorder itself runs code that may query (nothing kept).
         self.mode: str | None = None
         self.orm_depth = 0
+        self.orm_compiler: Any = None
         self.orm_groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+        # (model, alias, pk) of rows recorded with every concrete field.
+        self.rows_seen: set[tuple[Any, ...]] = set()
+        # (model, alias) of tables whose every row is recorded as backing rows.
+        self.whole_tables: set[tuple[Any, str]] = set()
         self.session_before: dict[str, Any] | None = None
         self.secrets: set[str] = set()
         self.faults: list[str] = []

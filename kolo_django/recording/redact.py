@@ -64,6 +64,7 @@ _AUTH_KEY_RE = re.compile(r"authori[sz]ation", re.IGNORECASE)
 # keep state for every character (20 MB for a 100 KB string).
 _JSON_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
 _JSON_PAIR_RE = re.compile(rf"(?P<key>{_JSON_STRING})\s*:\s*(?P<value>{_JSON_STRING}|[^\s,}}\]]+)")
+_QUOTE_COLON_RE = re.compile(r'"\s*:')
 # key=value pairs in URL-encoded text (query strings, form bodies).
 _FORM_PAIR_RE = re.compile(r"(?:^|(?<=[&?;\s]))(?P<key>[^=&?;\s]{1,200})=(?P<value>[^&;\s]*)")
 _HTML_INPUT_RE = re.compile(r"<input\b[^>]*>", re.IGNORECASE)
@@ -211,7 +212,9 @@ def redact_text(text: str, secrets: set[str], *, form: bool = True, html: bool =
         whole = match.group(0)
         return whole[: start - offset] + f'"{REDACTED}"' + whole[end - offset :]
 
-    if '"' in text:
+    # A JSON pair needs a quote then a colon: most HTML has none, and the pair
+    # regex would try every quoted attribute of the page.
+    if '"' in text and _QUOTE_COLON_RE.search(text):
         text = _JSON_PAIR_RE.sub(json_pair, text)
 
     if form and "=" in text:
@@ -262,7 +265,7 @@ def _needles(secrets: set[str]) -> list[str]:
     return sorted(values, key=len, reverse=True)
 
 
-class _Scrubber:
+class Scrubber:
     def __init__(self, secrets: set[str]) -> None:
         self.needles = _needles(secrets)
         self.pattern = (
@@ -271,6 +274,8 @@ class _Scrubber:
         self.byte_needles = [n.encode("utf-8") for n in self.needles]
         # Prefixes of long secrets, to catch one cut short by a length limit.
         self.long = [n for n in self.needles if len(n) >= 12]
+        self.quick = _as_in_json(self.needles)
+        self.quick_long = _as_in_json(self.long)
 
     def text(self, value: str) -> str:
         if PASSWORD_HASH_RE.match(value):
@@ -282,6 +287,38 @@ class _Scrubber:
         if self.long and value.endswith("…"):
             value = self._cut_tail(value)
         return value
+
+    def dirty(self, text: str) -> bool:
+        """Whether a piece of the document's JSON text may hold something to
+        scrub: a secret (or the start of a long one, cut by a length limit),
+        a password hash, or base64 content. A few substring searches: most
+        documents have nothing, and need no walk."""
+        for needle in self.quick:
+            if needle in text:
+                return True
+        if "$" in text:
+            for marker in _HASH_MARKERS:
+                if marker in text:
+                    return True
+        if '"$t":"bytes"' in text or 'base64":' in text:
+            return True
+        return bool(self.quick_long) and self._cut_in_text(text)
+
+    def _cut_in_text(self, text: str) -> bool:
+        """A string of the JSON text cut at a length limit (ending ``…"``) right
+        after the start of a long secret (see ``_cut_tail``)."""
+        at = text.find('…"')
+        while at != -1:
+            before = text[max(0, at - 200) : at].rstrip("'\\\"")
+            for needle in self.quick_long:
+                tail = before[-(len(needle) - 1) :]
+                pos = tail.find(needle[:_PREFIX])
+                while pos != -1:
+                    if needle.startswith(tail[pos:]):
+                        return True
+                    pos = tail.find(needle[:_PREFIX], pos + 1)
+            at = text.find('…"', at + 2)
+        return False
 
     def _cut_tail(self, value: str) -> str:
         """A repr cut at its length limit may end with the start of a secret."""
@@ -342,10 +379,20 @@ class _Scrubber:
 
 
 _PLAIN = (int, float, bool, type(None))
+_HASH_MARKERS = tuple(f"{name}$" for name in _HASHERS.split("|"))
+# The shortest start of a long secret that _cut_tail looks for.
+_PREFIX = 8
+
+
+def _as_in_json(needles: list[str]) -> list[str]:
+    """Each secret as written, and as JSON text escapes it."""
+    found = set(needles)
+    found.update(json.dumps(needle, ensure_ascii=False)[1:-1] for needle in needles)
+    return sorted(found)
 
 
 def scrub(document: Any, secrets: set[str]) -> Any:
     """Replace every occurrence of a known secret, and every password hash.
 
     Changes ``document`` in place and returns it."""
-    return _Scrubber(secrets).walk(document)
+    return Scrubber(secrets).walk(document)

@@ -89,16 +89,19 @@ def _guarded_repr(value: Any) -> str:
         return f"<{type(value).__qualname__}>"
     _state.active = True
     recorder = current()
+    # Set directly, not through in_mode(): this runs for most locals.
+    previous = recorder.mode if recorder is not None else None
+    if recorder is not None:
+        recorder.mode = "silent"
     try:
-        if recorder is not None:
-            with recorder.in_mode("silent"):
-                return repr(value)
         return repr(value)
     except RecursionError:
         return f"<{type(value).__qualname__} (repr recursed)>"
     except Exception as exc:
         return f"<{type(value).__qualname__} (repr failed: {type(exc).__name__})>"
     finally:
+        if recorder is not None:
+            recorder.mode = previous
         _state.active = False
 
 

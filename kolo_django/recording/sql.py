@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from ..trace import encode_value
+from .orm import builds_instances
 from .recorder import Recorder, current, fault
 from .redact import DB_SECRET_MIN, REDACTED, collect, is_secret_key
 
@@ -78,7 +79,11 @@ def _record(
             event["secret_columns"] = [
                 i for i, name in enumerate(event["columns"]) if is_secret_key(str(name))
             ]
-            event["rows"] = []
+            if origin == "orm" and builds_instances(recorder.orm_compiler):
+                # The same values are recorded as this query's orm rows.
+                event["rows_in"] = "orm"
+            else:
+                event["rows"] = []
             event["rows_read"] = 0
             cursor.cursor = RowRecordingCursor(real_cursor, event, recorder)
         if kind == "INSERT" and not description:
@@ -135,6 +140,9 @@ class RowRecordingCursor:
         if not rows:
             return
         event = self.event
+        if "rows_in" in event:
+            event["rows_read"] += len(rows)
+            return
         kept = event["rows"]
         room = self.limit - len(kept)
         if room > 0:
