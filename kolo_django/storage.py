@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from django.db import close_old_connections, connections, transaction
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from . import trace
@@ -201,13 +201,10 @@ class _Writer:
                 _store_batch(items)
             except Exception:
                 fault("storage", None, "traces (storage)")
-                close_old_connections()
             finally:
-                # A connection broken by a failed write (a restarted database, say)
-                # is replaced for the next batch instead of failing every later one.
-                connection = connections[alias()]
-                if connection.errors_occurred:
-                    connection.close_if_unusable_or_obsolete()
+                # As after a request: CONN_MAX_AGE decides whether the connection
+                # stays open, and one broken by a failed write is never reused.
+                close_old_connections()
                 with self.lock:
                     self.pending -= len(items)
                     if self.pending <= 0:
