@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.helpers_recording import free_port, server_env, stub_api, throwaway_database
+from tests.helpers_recording import free_port, serve, server_env, stub_api, throwaway_database
 from tests.helpers_recording import manage as run_manage
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -62,34 +61,11 @@ def server(project_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     manage(project_env, "migrate", "--noinput", "-v", "0")
     manage(project_env, "seed_example", "--todos", "12")
     port = free_port()
-    log = open(tmp_path / "runserver.log", "w")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, str(MANAGE), "runserver", f"127.0.0.1:{port}", "--noreload"],
-        env=project_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            assert process.poll() is None, (tmp_path / "runserver.log").read_text()
-            try:
-                # A path the recorder ignores, so waiting leaves no trace.
-                requests.get(f"{base_url}/favicon.ico", timeout=1)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "runserver did not start"
-                time.sleep(0.1)
+    command = [sys.executable, str(MANAGE), "runserver", f"127.0.0.1:{port}", "--noreload"]
+    # Ready when a path the recorder ignores answers, so waiting leaves no trace.
+    with serve(command, project_env, tmp_path / "runserver.log", f"{base_url}/favicon.ico"):
         yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def test_runserver_records_each_request(server: str, project_env: dict[str, str]) -> None:
