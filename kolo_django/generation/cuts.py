@@ -159,29 +159,10 @@ class Arrangement:
 
     def _fixed_names(self) -> set[str]:
         """Names that steps no cut removes refer to: rows behind them must stay."""
-        texts: list[str] = []
-        plan = self.plan
-        if plan.freeze_time is not None:
-            texts.append(plan.freeze_time.text)
-        for i, step in enumerate(plan.seeds):
+        texts = _request_texts(self.plan)
+        for i, step in enumerate(self.plan.seeds):
             if isinstance(step, SeedUpdateStep) and i not in self.update_owner:
                 texts += [step.pk.text, *(c.text for c in step.fields.values())]
-        for block in plan.blocks:
-            for pre in block.pre_steps:
-                if isinstance(pre, LoginStep):
-                    texts.append(pre.user)
-                elif isinstance(pre, RestoreSessionStep):
-                    texts += [c.text for c in pre.values.values()]
-            request = block.request
-            texts.append(request.path.text)
-            texts += [c.text for name, c in request.kwargs.items() if name != "headers"]
-            texts += [c.text for c in request.headers.values()]
-            for lookup in request.lookups:
-                texts += [c.text for c in lookup.filters.values()]
-            for assertion in block.assertions:
-                texts.append(assertion.left.text)
-                if assertion.right is not None:
-                    texts.append(assertion.right.text)
         return {name for text in texts for name in _names(text)}
 
     # --- candidates ----------------------------------------------------------------------
@@ -487,9 +468,7 @@ def plural(n: int, noun: str) -> str:
 
 def _used_names(plan: Plan) -> set[str]:
     """Every name the plan's code mentions, except in the create() of the row it names."""
-    texts: list[str] = []
-    if plan.freeze_time is not None:
-        texts.append(plan.freeze_time.text)
+    texts = _request_texts(plan)
     for step in plan.seeds:
         if isinstance(step, SeedRowStep):
             texts += [c.text for c in step.fields.values()]
@@ -501,6 +480,15 @@ def _used_names(plan: Plan) -> set[str]:
             texts += [step.owner, *(t.text for t in step.targets)]
         elif isinstance(step, SetPasswordStep):
             texts.append(step.user)
+    return {name for text in texts for name in _names(text)}
+
+
+def _request_texts(plan: Plan) -> list[str]:
+    """The code of everything no cut removes: frozen time, logins, restored session
+    values, the requests (headers by value), lookups and asserts."""
+    texts: list[str] = []
+    if plan.freeze_time is not None:
+        texts.append(plan.freeze_time.text)
     for block in plan.blocks:
         for pre in block.pre_steps:
             if isinstance(pre, LoginStep):
@@ -508,12 +496,16 @@ def _used_names(plan: Plan) -> set[str]:
             elif isinstance(pre, RestoreSessionStep):
                 texts += [c.text for c in pre.values.values()]
         request = block.request
-        texts += [request.path.text, *(c.text for c in request.kwargs.values())]
+        texts.append(request.path.text)
+        texts += [c.text for name, c in request.kwargs.items() if name != "headers"]
+        texts += [c.text for c in request.headers.values()]
         for lookup in request.lookups:
             texts += [c.text for c in lookup.filters.values()]
         for assertion in block.assertions:
-            texts += [assertion.left.text, assertion.right.text if assertion.right else ""]
-    return {name for text in texts for name in _names(text)}
+            texts.append(assertion.left.text)
+            if assertion.right is not None:
+                texts.append(assertion.right.text)
+    return texts
 
 
 def _model_classes(plan: Plan) -> dict[str, type[models.Model]]:
