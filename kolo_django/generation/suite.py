@@ -144,8 +144,14 @@ def build_suite(
         cls = _unique(_class_for(document, classes), classes)
         name = _unique(test_name([document]), tests)
         try:
+            # Formatted once, as a merged module (render_modules).
             source, _ = generate(
-                [document], style=style, template=template, test_class=cls, test_name=name
+                [document],
+                style=style,
+                template=template,
+                test_class=cls,
+                test_name=name,
+                formatter="none",
             )
         except GenerationError as exc:
             suite.skipped.append(Skipped(trace_id, method, path, f"not generated: {exc}"))
