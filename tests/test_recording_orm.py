@@ -28,6 +28,18 @@ def _prefetch(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"tags": [[tag.slug for tag in t.tags.all()] for t in todos]})
 
 
+def _tags_each(request: HttpRequest) -> JsonResponse:
+    from todos.models import Tag, Todo
+
+    # The N+1 loop of a page: one M2M manager query per todo, either way round.
+    todos = list(Todo.objects.order_by("pk")[:6])
+    tags = {t.pk: sorted(tag.slug for tag in t.tags.all()) for t in todos}
+    tag = Tag.objects.order_by("pk").first()
+    holders = sorted(todo.pk for todo in tag.todos.all()) if tag else []
+    urgent = Todo.objects.filter(tags__slug="urgent", done=False).exists()
+    return JsonResponse({"tags": tags, "holders": holders, "urgent": urgent})
+
+
 def _aggregates(request: HttpRequest) -> JsonResponse:
     from todos.models import Todo, TodoList
 
@@ -66,6 +78,7 @@ def _raw(request: HttpRequest) -> JsonResponse:
 urlpatterns = [
     path("select-related/", _select_related),
     path("prefetch/", _prefetch),
+    path("tags-each/", _tags_each),
     path("aggregates/", _aggregates),
     path("raw/", _raw),
 ]
@@ -115,11 +128,57 @@ def test_prefetch_keeps_tags_and_through_rows(client: Client, traces: Any, seede
     assert len(events(document, "sql")) == 2
 
 
+def test_m2m_manager_links_come_from_its_own_rows(
+    client: Client, traces: Any, seeded: None
+) -> None:
+    from todos.models import Tag, Todo
+
+    client.get("/tags-each/")
+    _obj, document = only_trace(traces)
+    through = Todo.tags.through.objects
+    todos = list(Todo.objects.order_by("pk")[:6])
+    tag = Tag.objects.order_by("pk").first()
+    expected = set(through.filter(todo__in=todos).values_list("todo_id", "tag_id"))
+    expected |= set(through.filter(tag=tag).values_list("todo_id", "tag_id"))
+    links = [
+        e
+        for e in events(document, "orm", model="todos.todo_tags", source="backing")
+        if e["fields"] == ["todo_id", "tag_id"]
+    ]
+    recorded = {tuple(row) for e in links for row in e["rows"]}
+    assert expected and expected <= recorded
+    # The link table is read by the view's own queries, not by one more each:
+    # 1 page + 6 + 1 manager queries, 1 first tag, 1 exists().
+    assert len(events(document, "sql")) == 10
+
+
+def test_exists_keeps_one_joined_row_of_each_table(
+    client: Client, traces: Any, seeded: None
+) -> None:
+    from todos.models import Todo
+
+    client.get("/tags-each/")
+    _obj, document = only_trace(traces)
+    (exists_links,) = [
+        e
+        for e in events(document, "orm", model="todos.todo_tags", source="backing")
+        if "id" in e["fields"]
+    ]
+    ((link,),) = [
+        [dict(zip(exists_links["fields"], row, strict=True))] for row in exists_links["rows"]
+    ]
+    todo = Todo.objects.get(pk=link["todo_id"])
+    # The rows kept come from one joined row: that todo is open, that tag urgent.
+    assert not todo.done
+    assert todo.tags.filter(pk=link["tag_id"], slug="urgent").exists()
+
+
 @pytest.mark.parametrize(
     ("kind", "model", "expected_rows"),
     [
         ("count", "todos.todo", 60),
-        ("exists", "todos.todolist", 3),
+        # exists() depends on one row only.
+        ("exists", "todos.todolist", 1),
         ("aggregate", "todos.todo", 60),
         ("values", "todos.todolist", 3),
     ],

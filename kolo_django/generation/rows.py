@@ -107,16 +107,24 @@ def _add_rows(rowset: RowSet, event: dict[str, Any], index: int) -> None:
         if name not in known:
             rowset.missing_fields.add(f"{model._meta.label}.{name}")
     pk_name = model._meta.pk.attname
-    if pk_name not in names:
+    if pk_name in names:
+        pk_at: int | None = names.index(pk_name)
+    elif model._meta.auto_created:
+        # M2M links read by a join carry no id of their own: keyed by the two ids.
+        pk_at = None
+    else:
         return
-    pk_at = names.index(pk_name)
     for values in event.get("rows") or ():
-        pk = values[pk_at]
-        key = (model._meta.label_lower, pk_key(pk))
+        pk = values[pk_at] if pk_at is not None else None
+        ident = pk_key(pk) if pk_at is not None else "|".join(pk_key(v) for v in values)
+        key = (model._meta.label_lower, ident)
         row = rowset.rows.get(key)
         if row is None:
             row = rowset.rows[key] = Row(
-                model, event.get("alias", "default"), decode_value(pk), trace_index=index
+                model,
+                event.get("alias", "default"),
+                decode_value(pk) if pk_at is not None else None,
+                trace_index=index,
             )
         row.sources.add(event.get("source", "query"))
         for name, value in zip(names, values, strict=False):

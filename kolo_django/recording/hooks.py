@@ -13,12 +13,14 @@ from .redact import collect
 logger = logging.getLogger("kolo_django")
 
 
-def guarded(kind: str, func: Any, *args: Any, **kwargs: Any) -> None:
+def guarded(kind: str, func: Any, *args: Any, **kwargs: Any) -> Any:
+    """``func``'s result; None when it faulted."""
     recorder = current()
     try:
-        func(*args, **kwargs)
+        return func(*args, **kwargs)
     except Exception:
         fault(kind, recorder)
+        return None
 
 
 # --- ORM -------------------------------------------------------------------------------
@@ -53,7 +55,9 @@ def install_orm() -> None:
         if not getattr(cls.execute_sql, "_kolo_django", False):
             cls.execute_sql = mark_orm(cls.execute_sql)
 
-    def with_backing(original: Any, include_base: bool, from_iterable: bool) -> Any:
+    def with_backing(
+        original: Any, include_base: bool, from_iterable: bool, first_only: bool = False
+    ) -> Any:
         @functools.wraps(original)
         def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
             recorder = current()
@@ -62,29 +66,46 @@ def install_orm() -> None:
                     q, using = self.queryset.query, self.queryset.db
                 else:
                     q, using = self, args[0] if args else kwargs.get("using")
-                guarded(
-                    "backing rows", record_query_backing_rows, q, using, include_base=include_base
+                links = guarded(
+                    "backing rows",
+                    record_query_backing_rows,
+                    q,
+                    using,
+                    include_base=include_base,
+                    first_only=first_only,
                 )
+                if links is not None:
+                    return _with_links(original(self, *args, **kwargs), links)
             return original(self, *args, **kwargs)
 
         wrapper._kolo_django = True
         return wrapper
 
     targets = [
-        (query.Query, "get_aggregation", True, False),
-        (query.Query, "has_results", True, False),
-        (query_module.ValuesIterable, "__iter__", True, True),
-        (query_module.ValuesListIterable, "__iter__", True, True),
-        (query_module.NamedValuesListIterable, "__iter__", True, True),
-        (query_module.FlatValuesListIterable, "__iter__", True, True),
+        (query.Query, "get_aggregation", True, False, False),
+        (query.Query, "has_results", True, False, True),
+        (query_module.ValuesIterable, "__iter__", True, True, False),
+        (query_module.ValuesListIterable, "__iter__", True, True, False),
+        (query_module.NamedValuesListIterable, "__iter__", True, True, False),
+        (query_module.FlatValuesListIterable, "__iter__", True, True, False),
         # Model rows come through from_db; tables joined for filtering or for
         # M2M links need their rows too.
-        (query_module.ModelIterable, "__iter__", False, True),
+        (query_module.ModelIterable, "__iter__", False, True, False),
     ]
-    for cls, name, include_base, from_iterable in targets:
+    for cls, name, include_base, from_iterable, first_only in targets:
         original = cls.__dict__[name]
         if not getattr(original, "_kolo_django", False):
-            setattr(cls, name, with_backing(original, include_base, from_iterable))
+            setattr(cls, name, with_backing(original, include_base, from_iterable, first_only))
+
+
+def _with_links(objects: Any, links: Any) -> Any:
+    """The model instances, each one's M2M link row recorded as it is read."""
+    for obj in objects:
+        try:
+            links.add(obj)
+        except Exception:
+            fault("backing rows", links.recorder)
+        yield obj
 
 
 # --- Session, templates ----------------------------------------------------------------

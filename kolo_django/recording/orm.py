@@ -177,84 +177,231 @@ def install_from_db() -> None:
     Model.from_db = classmethod(from_db)  # type: ignore[assignment,method-assign]
 
 
-def record_query_backing_rows(query: Any, using: str, *, include_base: bool) -> None:
-    """Rows of each table a query reads, under the same FROM/WHERE."""
+def record_query_backing_rows(
+    query: Any, using: str, *, include_base: bool, first_only: bool = False
+) -> LinkRows | None:
+    """Rows of each table a query reads, under the same FROM/WHERE: one query
+    selects the columns of every such table, so the rows kept of each come
+    from the same joined rows. ``first_only`` (``exists()``): one joined row
+    is all the query's answer depends on.
+
+    An M2M manager's query (``todo.tags.all()``, or its prefetch) reads its
+    link table only to join it: those links are the rows it returns, paired
+    with the owner's id from its WHERE. They are returned as a :class:`LinkRows`
+    to feed with the model instances, instead of being read by a query of
+    their own; the N+1 loop of a page would otherwise double its queries.
+    """
     recorder = current()
     if recorder is None or recorder.mode is not None or query.combinator:
-        return
+        return None
     limit = recorder.config["MAX_BACKING_ROWS"]
     if not limit:
-        return
+        return None
     models = table_models()
     if not query.alias_map:
         # ``Model.objects.count()`` and the like: the base table joins the
         # query only when it is compiled, after this point.
         query = query.clone()
         query.get_initial_alias()
+    links = None if include_base else _link_rows(recorder, query, using)
+    tables = []
+    for table_alias, join in query.alias_map.items():
+        is_base = table_alias == query.base_table
+        if (is_base and not include_base) or not (is_base or query.alias_refcount.get(table_alias)):
+            continue
+        if links is not None and table_alias == links.table_alias:
+            continue
+        model = models.get(join.table_name)
+        if model is not None and (model, using) not in recorder.whole_tables:
+            # (Every row of a whole table is in the trace already.)
+            tables.append((table_alias, model))
+    if not tables:
+        return links
     # No filter, join or slice: the rows of the whole table (up to the limit).
     whole = (
         not query.where
         and len(query.alias_map) == 1
         and not query.low_mark
         and query.high_mark is None
+        and not first_only
     )
     with recorder.in_mode("backing"):
-        for table_alias, join in list(query.alias_map.items()):
-            is_base = table_alias == query.base_table
-            if (is_base and not include_base) or not (
-                is_base or query.alias_refcount.get(table_alias)
-            ):
-                continue
-            model = models.get(join.table_name)
-            if model is None or (model, using) in recorder.whole_tables:
-                # Every row of that table is in the trace already.
-                continue
-            try:
-                sub = query.clone()
-                sub.clear_ordering(force=True)
-                sub.clear_select_clause()
-                sub.group_by = None
-                sub.distinct = False
-                sub.select = tuple(f.get_col(table_alias) for f in model._meta.concrete_fields)
-                # Relative to any slice the query has, and clamped to it.
-                sub.set_limits(high=limit)
-                if _record_rows(recorder, model, using, sub, limit) and whole:
-                    recorder.whole_tables.add((model, using))
-            except Exception as exc:
-                logger.debug("kolo_django: no backing rows for %s (%s)", model, exc)
+        try:
+            sub = query.clone()
+            sub.clear_ordering(force=True)
+            sub.clear_select_clause()
+            sub.group_by = None
+            sub.distinct = False
+            sub.select = tuple(
+                f.get_col(table_alias)
+                for table_alias, model in tables
+                for f in model._meta.concrete_fields
+            )
+            # Relative to any slice the query has, and clamped to it.
+            sub.set_limits(high=1 if first_only else limit)
+            if _record_rows(recorder, using, sub, [m for _a, m in tables], limit) and whole:
+                recorder.whole_tables.add((tables[0][1], using))
+        except Exception as exc:
+            logger.debug("kolo_django: no backing rows for %s (%s)", query.base_table, exc)
+            for _table_alias, model in tables:
                 _snapshot_table(recorder, model, using, limit)
+    return links
+
+
+class LinkRows:
+    """The rows of an auto-created M2M table that a query over one side reads
+    by an INNER JOIN, filtered by the other side's id: one per model instance
+    the query returns."""
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        table_alias: str,
+        event: dict[str, Any],
+        fields: tuple[Any, Any, Any],
+        owner: Any,
+        owner_attr: str | None,
+        owner_first: bool,
+    ) -> None:
+        self.recorder = recorder
+        self.owner_first = owner_first
+        self.table_alias = table_alias
+        self.event = event
+        # (the link table's owner field, its field to the rows, the rows' field)
+        self.owner_field, self.link_field, self.base_field = fields
+        # The owner's id from an ``=`` filter, or per row from the attribute
+        # an M2M prefetch selects it into.
+        self.owner = owner
+        self.owner_attr = owner_attr
+
+    def add(self, obj: Any) -> None:
+        values = obj.__dict__
+        base = values.get(self.base_field.attname)
+        owner = values.get(self.owner_attr) if self.owner_attr else self.owner
+        recorder = self.recorder
+        if base is None or owner is None or not _room(recorder, self.event):
+            return
+        recorder.own_work_depth += 1
+        try:
+            pair = [
+                field_value(self.owner_field, None, owner),
+                field_value(self.link_field, None, base),
+            ]
+            self.event["rows"].append(pair if self.owner_first else pair[::-1])
+        finally:
+            recorder.own_work_depth -= 1
+
+
+def _link_rows(recorder: Recorder, query: Any, using: str) -> LinkRows | None:
+    """A :class:`LinkRows` for an M2M manager's query, or None for any other."""
+    where = query.where
+    if where.connector != "AND" or where.negated:
+        return None
+    base_alias = query.base_table
+    for child in where.children:
+        lhs = getattr(child, "lhs", None)
+        lookup = getattr(child, "lookup_name", None)
+        if lookup not in ("exact", "in") or type(lhs).__name__ != "Col":
+            continue
+        join = query.alias_map.get(lhs.alias)
+        through = getattr(getattr(lhs.target, "model", None), "_meta", None)
+        if (
+            join is None
+            or through is None
+            or not through.auto_created
+            or getattr(join, "parent_alias", None) != base_alias
+            or join.join_type != "INNER JOIN"
+            or len(join.join_cols) != 1
+        ):
+            continue
+        base_column, link_column = join.join_cols[0]
+        base_field = next(
+            (f for f in query.model._meta.concrete_fields if f.column == base_column), None
+        )
+        link_field = next((f for f in through.concrete_fields if f.column == link_column), None)
+        owner_field = lhs.target
+        if base_field is None or link_field is None or owner_field is link_field:
+            continue
+        if lookup == "exact":
+            rhs = child.rhs
+            if hasattr(rhs, "resolve_expression") or isinstance(rhs, Model):
+                continue
+            owner, owner_attr = rhs, None
+        else:
+            owner_attr = f"_prefetch_related_val_{owner_field.attname}"
+            if owner_attr not in query.extra:
+                continue
+            owner = None
+        if any(other is not child and _mentions(other, lhs.alias) for other in where.children):
+            continue  # another condition on the link table: not just the join
+        # The two ids in the link table's own field order.
+        order = list(through.concrete_fields)
+        owner_first = order.index(owner_field) < order.index(link_field)
+        pair = (owner_field, link_field) if owner_first else (link_field, owner_field)
+        event = _group(recorder, through.model, using, "backing", tuple(f.attname for f in pair))
+        if event is None:
+            return None
+        return LinkRows(
+            recorder,
+            lhs.alias,
+            event,
+            (owner_field, link_field, base_field),
+            owner,
+            owner_attr,
+            owner_first,
+        )
+    return None
+
+
+def _mentions(node: Any, table_alias: str) -> bool:
+    try:
+        return any(getattr(col, "alias", None) == table_alias for col in node.get_group_by_cols())
+    except Exception:
+        return True
 
 
 def _record_rows(
-    recorder: Recorder, model: type[Model], using: str, query: Any, limit: int
+    recorder: Recorder, using: str, query: Any, models: list[type[Model]], limit: int
 ) -> bool:
-    """Record the query's rows; True when every row it has was read (fewer
-    than ``limit``, none left out)."""
+    """Record the rows of a query selecting every concrete field of each of
+    ``models`` in turn; True when every row it has was read (fewer than
+    ``limit``, none left out)."""
     compiler = query.get_compiler(using=using)
-    plan = _field_plan(model)
-    event = _group(recorder, model, using, "backing", tuple(name for _f, name, _s in plan))
-    if event is None:
-        return False
-    pk_at = [name for _f, name, _s in plan].index(model._meta.pk.attname)
+    segments = []
+    at = 0
+    for model in models:
+        plan = _field_plan(model)
+        event = _group(recorder, model, using, "backing", tuple(name for _f, name, _s in plan))
+        if event is None:
+            return False
+        pk_at = at + [name for _f, name, _s in plan].index(model._meta.pk.attname)
+        segments.append((model, plan, at, pk_at, event))
+        at += len(plan)
     seen = recorder.rows_seen
     read = 0
     for row in compiler.results_iter(compiler.execute_sql(MULTI)):
         read += 1
-        # A row already recorded whole (the page's rows behind its count):
-        # generation keeps the first read of a row, so a repeat adds nothing.
-        key = _row_key(model, using, row[pk_at])
-        if key is not None and key in seen:
-            continue
-        if not _room(recorder, event):
-            return False
-        event["rows"].append(
-            [
-                _secret(recorder, value) if secret else field_value(field, None, value)
-                for (field, _name, secret), value in zip(plan, row, strict=False)
-            ]
-        )
-        if key is not None:
-            seen.add(key)
+        for model, plan, start, pk_at, event in segments:
+            pk = row[pk_at]
+            if pk is None:
+                continue  # no row of this table joined (an outer join)
+            # A row already recorded whole (the page's rows behind its count):
+            # generation keeps the first read of a row, so a repeat adds nothing.
+            key = _row_key(model, using, pk)
+            if key is not None and key in seen:
+                continue
+            if not _room(recorder, event):
+                return False
+            event["rows"].append(
+                [
+                    _secret(recorder, value) if secret else field_value(field, None, value)
+                    for (field, _name, secret), value in zip(
+                        plan, row[start : start + len(plan)], strict=True
+                    )
+                ]
+            )
+            if key is not None:
+                seen.add(key)
     return read < limit
 
 
@@ -268,7 +415,7 @@ def _snapshot_table(recorder: Recorder, model: type[Model], using: str, limit: i
             f.get_col(query.get_initial_alias()) for f in model._meta.concrete_fields
         )
         # A base manager of the project's may filter: then not the whole table.
-        if _record_rows(recorder, model, using, sub, limit) and not query.where:
+        if _record_rows(recorder, using, sub, [model], limit) and not query.where:
             recorder.whole_tables.add((model, using))
     except Exception:
         fault("backing rows", recorder, f"the backing rows of {model._meta.label}")
