@@ -60,15 +60,50 @@ def encode_value(value: Any) -> Any:
     return encoded
 
 
+def _encode_float(value: float) -> Any:
+    if value != value or value in (float("inf"), float("-inf")):
+        return {"$t": "float", "v": repr(value)}
+    return value
+
+
+def _encode_dict(value: dict[Any, Any]) -> Any:
+    encoded = {str(k): encode_value(v) for k, v in value.items()}
+    # A dict that looks like a tag is wrapped so decoding stays unambiguous.
+    return {"$t": "dict", "v": encoded} if "$t" in encoded else encoded
+
+
+def _encode_bytes(value: Any) -> Any:
+    return {"$t": "bytes", "v": base64.b64encode(bytes(value)).decode("ascii")}
+
+
+# The exact types seen in rows, answered without the isinstance() chain.
+_ENCODERS: dict[type, Callable[[Any], Any]] = {
+    float: _encode_float,
+    decimal.Decimal: lambda v: {"$t": "decimal", "v": str(v)},
+    dt.datetime: lambda v: {"$t": "datetime", "v": v.isoformat()},
+    dt.date: lambda v: {"$t": "date", "v": v.isoformat()},
+    dt.time: lambda v: {"$t": "time", "v": v.isoformat()},
+    dt.timedelta: lambda v: {"$t": "duration", "v": v // dt.timedelta(microseconds=1)},
+    uuid.UUID: lambda v: {"$t": "uuid", "v": str(v)},
+    bytes: _encode_bytes,
+    bytearray: _encode_bytes,
+    memoryview: _encode_bytes,
+    list: lambda v: [encode_value(item) for item in v],
+    tuple: lambda v: [encode_value(item) for item in v],
+    dict: _encode_dict,
+}
+
+
 def encode_known(value: Any) -> Any:
     """Like :func:`encode_value`, but ``UNKNOWN`` instead of a repr tag, so a
     caller with a better string form does not run ``str()`` twice."""
+    encoder = _ENCODERS.get(type(value))
+    if encoder is not None:
+        return encoder(value)
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            return {"$t": "float", "v": repr(value)}
-        return value
+        return _encode_float(value)
     if isinstance(value, decimal.Decimal):
         return {"$t": "decimal", "v": str(value)}
     if isinstance(value, dt.datetime):
@@ -82,13 +117,11 @@ def encode_known(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return {"$t": "uuid", "v": str(value)}
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return {"$t": "bytes", "v": base64.b64encode(bytes(value)).decode("ascii")}
+        return _encode_bytes(value)
     if isinstance(value, (list, tuple)):
         return [encode_value(item) for item in value]
     if isinstance(value, dict):
-        encoded = {str(k): encode_value(v) for k, v in value.items()}
-        # A dict that looks like a tag is wrapped so decoding stays unambiguous.
-        return {"$t": "dict", "v": encoded} if "$t" in encoded else encoded
+        return _encode_dict(value)
     return UNKNOWN
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -131,3 +132,54 @@ def test_suspended_generators_are_not_parents(client: Client, traces: Any, db: N
     returned = [e["id"] for e in document["events"] if e["type"] == "return"]
     assert len(returned) == len(set(returned)) and set(returned) <= {c["id"] for c in calls}
     assert {c["id"] for c in calls[:5]} <= set(returned)
+
+
+def _profiler_view(request: HttpRequest) -> HttpResponse:
+    import sys
+
+    profile = sys.getprofile()
+    return HttpResponse(getattr(profile, "__name__", repr(profile)))
+
+
+urlpatterns.append(path("profiler/", _profiler_view))
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ uses sys.monitoring")
+@override_settings(KOLO_DJANGO=config())
+def test_python_311_captures_with_the_c_profile_function(
+    client: Client, traces: Any, db: None
+) -> None:
+    from kolo_django.recording import frames
+
+    # Built by `pip install`: the pure Python fallback must not be used unnoticed.
+    assert frames._speedups is not None
+    assert client.get("/profiler/").content == b"kolo_django._speedups"
+    assert sys.getprofile() is None  # switched off after the request
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ uses sys.monitoring")
+@override_settings(KOLO_DJANGO=config(MAX_REPR_LENGTH=40))
+def test_python_311_fallback_without_the_c_module(
+    client: Client, traces: Any, db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kolo_django.recording import frames
+
+    monkeypatch.setattr(frames, "_speedups", None)
+    test_call_tree(client, traces, db)
+    assert sys.gettrace() is None
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ uses sys.monitoring")
+@override_settings(KOLO_DJANGO=config())
+def test_another_profiler_is_left_alone(client: Client, traces: Any, db: None) -> None:
+    def other(frame: Any, event: str, arg: Any) -> None:
+        return None
+
+    sys.setprofile(other)
+    try:
+        assert client.get("/calls/").content == b"14 13 500"
+        assert sys.getprofile() is other
+    finally:
+        sys.setprofile(None)
+    _obj, document = only_trace(traces)
+    assert not [e for e in document["events"] if e["type"] == "call"]

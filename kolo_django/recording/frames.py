@@ -2,10 +2,12 @@
 
 Python >= 3.12 uses ``sys.monitoring``: a code object outside the project is
 disabled at its first call, so library code costs nothing afterwards. Python
-3.11 falls back to ``sys.settrace`` in the request's thread: its global trace
-function runs for Python calls only (a profile function would also run for
-every C call and every return), answers from a per-code-object cache, and
-traces only the returns of project frames.
+3.11 uses the C profile function of ``kolo_django._speedups`` in the request's
+thread: it answers from a decision cached on each code object without running
+any Python, and hands only project frames to the callbacks here. Where the C
+module was not built, ``sys.settrace`` does the same more slowly: its global
+trace function answers from a per-code-object cache and traces only the
+returns of project frames.
 
 Locals are taken once, when a call returns (or raises): by then they hold the
 arguments and everything the function computed. A call event has none.
@@ -40,6 +42,13 @@ _active_recorders = 0
 MONITORING = sys.version_info >= (3, 12)
 _tool_id: int | None = None
 
+_speedups: Any = None
+if not MONITORING:
+    try:
+        from .. import _speedups
+    except ImportError:  # built without a C compiler: sys.settrace instead
+        pass
+
 
 @lru_cache(maxsize=1)
 def _roots() -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -63,6 +72,8 @@ def reset_caches() -> None:
     if MONITORING and _tool_id is not None:
         # Code objects disabled under the old decisions get their events back.
         sys.monitoring.restart_events()
+    if _speedups is not None:
+        _speedups.reset()
 
 
 def is_project_code(code: CodeType, module: str, config: dict[str, Any]) -> bool:
@@ -363,7 +374,7 @@ def _monitoring_stop() -> None:
         sys.monitoring.set_events(_tool_id, 0)
 
 
-# --- Python < 3.12: sys.settrace --------------------------------------------------------
+# --- Python < 3.12: a C profile function, or sys.settrace --------------------------------
 
 # The trace function sees each resumption of a generator or coroutine as a
 # "call" and each suspension as a "return"; only the first and the last are kept.
@@ -439,8 +450,73 @@ def _trace_frame(frame: FrameType, event: str, arg: Any) -> Any:
     return _trace_frame
 
 
-# Recorders using the trace function, per thread: concurrent async requests share
-# the event loop's thread, and the first to finish must not switch it off for the rest.
+def _c_decide(frame: FrameType) -> bool | None:
+    """The C profile function's question for a code object it has not seen:
+    None while no request is recorded (it asks again later)."""
+    tracker = _tracker()
+    if tracker is None:
+        return None
+    try:
+        return is_project_code(frame.f_code, frame.f_globals.get("__name__", ""), tracker.config)
+    except Exception:
+        tracker.fail()
+        return None
+
+
+def _c_call(frame: FrameType) -> None:
+    tracker = _tracker()
+    if tracker is None or tracker.recorder.mode is not None:
+        return
+    try:
+        _profile_call(tracker, frame)
+    except Exception:
+        tracker.fail()
+
+
+def _c_return(frame: FrameType, value: Any) -> None:
+    tracker = _tracker()
+    if tracker is None or tracker.recorder.mode is not None:
+        return
+    try:
+        _profile_return(tracker, frame, value)
+    except Exception:
+        tracker.fail()
+
+
+if _speedups is not None:
+    _speedups.configure(_c_decide, _c_call, _c_return)
+
+
+def _thread_capture_on() -> bool:
+    """Switch call capture on in this thread; False when another tool's
+    profile (or, without the C module, trace) function is there."""
+    if _speedups is not None:
+        current_profile = sys.getprofile()
+        if current_profile is _speedups:
+            return True
+        if current_profile is not None:
+            return False  # cProfile, pyinstrument...: leave it be
+        _speedups.start()
+        return True
+    current_trace = sys.gettrace()
+    if current_trace is _trace:
+        return True
+    if current_trace is not None:
+        return False  # a debugger, coverage: leave it be
+    sys.settrace(_trace)
+    return True
+
+
+def _thread_capture_off() -> None:
+    if _speedups is not None:
+        if sys.getprofile() is _speedups:
+            _speedups.stop()
+    elif sys.gettrace() is _trace:
+        sys.settrace(None)
+
+
+# Recorders capturing calls, per thread: concurrent async requests share the
+# event loop's thread, and the first to finish must not switch it off for the rest.
 _profile_users: dict[int, int] = {}
 
 
@@ -456,11 +532,8 @@ def start(recorder: Recorder) -> Any:
         return None
     thread = threading.get_ident()
     with _lock:
-        current_trace = sys.gettrace()
-        if current_trace is not _trace:
-            if current_trace is not None:
-                return False  # someone else's tracer (a debugger, coverage): leave it be
-            sys.settrace(_trace)
+        if not _thread_capture_on():
+            return False
         _profile_users[thread] = _profile_users.get(thread, 0) + 1
     return True
 
@@ -471,13 +544,13 @@ def _profiled_child(child: Any) -> Any:
     it is per thread before Python 3.12, and the middleware set it in the
     event loop's thread only."""
     tracker = _tracker()
-    if tracker is None or sys.gettrace() is not None:
+    if tracker is None or (sys.getprofile() if _speedups is not None else sys.gettrace()):
         return child()
-    sys.settrace(_trace)
+    _thread_capture_on()
     try:
         return child()
     finally:
-        sys.settrace(None)
+        _thread_capture_off()
 
 
 def install_sync_to_async() -> None:
@@ -519,5 +592,4 @@ def stop(recorder: Recorder, token: Any) -> None:
             _profile_users[thread] = users
             return
         _profile_users.pop(thread, None)
-        if sys.gettrace() is _trace:
-            sys.settrace(None)
+        _thread_capture_off()

@@ -10,6 +10,7 @@ recorded as SQL.
 from __future__ import annotations
 
 import logging
+import operator
 from functools import cache, lru_cache
 from types import SimpleNamespace
 from typing import Any
@@ -60,6 +61,8 @@ def _field_plan(model: type[Model]) -> tuple[tuple[Any, str, bool], ...]:
 
 def reset_caches() -> None:
     _field_plan.cache_clear()
+    _instance_plan.cache_clear()
+    _link_fields.cache_clear()
 
 
 def builds_instances(compiler: Any) -> bool:
@@ -129,25 +132,54 @@ def _secret(recorder: Recorder, value: Any) -> str:
     return REDACTED
 
 
+@cache
+def _instance_plan(model: type[Model]) -> tuple[Any, tuple[str, ...], bool]:
+    """A getter of every concrete field's value from an instance's __dict__,
+    the field names, and whether any of them is a secret."""
+    plan = _field_plan(model)
+    names = tuple(name for _f, name, _s in plan)
+    getter = operator.itemgetter(*names) if len(names) > 1 else lambda d: (d[names[0]],)
+    return getter, names, any(secret for _f, _n, secret in plan)
+
+
+def _encoded_row(
+    recorder: Recorder, plan: tuple[tuple[Any, str, bool], ...], raw: Any, obj: Any, secrets: bool
+) -> tuple[Any, ...]:
+    # Tuples: the collector stops tracking a tuple of plain values, so the
+    # rows of a trace are not promoted into (and do not trigger) full collections.
+    if not secrets:
+        return tuple(
+            [
+                value if type(value) in _AS_IS else field_value(field, obj, value)
+                for (field, _n, _s), value in zip(plan, raw, strict=True)
+            ]
+        )
+    return tuple(
+        [
+            _secret(recorder, value) if secret else field_value(field, obj, value)
+            for (field, _n, secret), value in zip(plan, raw, strict=True)
+        ]
+    )
+
+
 def record_instance(recorder: Recorder, obj: Model, alias: str) -> None:
     model = type(obj)
     values = obj.__dict__
     plan = _field_plan(model)
-    if all(name in values for _f, name, _s in plan):
+    getter, names, secrets = _instance_plan(model)
+    try:
+        raw = getter(values)
         complete = True
-    else:
+    except KeyError:  # deferred fields: the ones loaded
         complete = False
         plan = tuple(item for item in plan if item[1] in values)
+        names = tuple(name for _f, name, _s in plan)
+        raw = tuple(values[name] for name in names)
     source = "backing" if recorder.mode == "backing" else "query"
-    event = _group(recorder, model, alias, source, tuple(name for _f, name, _s in plan))
+    event = _group(recorder, model, alias, source, names)
     if event is None or not _room(recorder, event):
         return
-    event["rows"].append(
-        [
-            _secret(recorder, values[name]) if secret else field_value(field, obj, values[name])
-            for field, name, secret in plan
-        ]
-    )
+    event["rows"].append(_encoded_row(recorder, plan, raw, obj, secrets))
     if complete:
         key = _row_key(model, alias, obj.pk)
         if key is not None:
@@ -283,10 +315,10 @@ class LinkRows:
             return
         recorder.own_work_depth += 1
         try:
-            pair = [
+            pair = (
                 field_value(self.owner_field, None, owner),
                 field_value(self.link_field, None, base),
-            ]
+            )
             self.event["rows"].append(pair if self.owner_first else pair[::-1])
         finally:
             recorder.own_work_depth -= 1
@@ -314,14 +346,10 @@ def _link_rows(recorder: Recorder, query: Any, using: str) -> LinkRows | None:
             or len(join.join_cols) != 1
         ):
             continue
-        base_column, link_column = join.join_cols[0]
-        base_field = next(
-            (f for f in query.model._meta.concrete_fields if f.column == base_column), None
-        )
-        link_field = next((f for f in through.concrete_fields if f.column == link_column), None)
-        owner_field = lhs.target
-        if base_field is None or link_field is None or owner_field is link_field:
+        fields = _link_fields(query.model, lhs.target, join.join_cols[0])
+        if fields is None:
             continue
+        owner_field, link_field, base_field, owner_first = fields
         if lookup == "exact":
             rhs = child.rhs
             if hasattr(rhs, "resolve_expression") or isinstance(rhs, Model):
@@ -334,9 +362,6 @@ def _link_rows(recorder: Recorder, query: Any, using: str) -> LinkRows | None:
             owner = None
         if any(other is not child and _mentions(other, lhs.alias) for other in where.children):
             continue  # another condition on the link table: not just the join
-        # The two ids in the link table's own field order.
-        order = list(through.concrete_fields)
-        owner_first = order.index(owner_field) < order.index(link_field)
         pair = (owner_field, link_field) if owner_first else (link_field, owner_field)
         event = _group(recorder, through.model, using, "backing", tuple(f.attname for f in pair))
         if event is None:
@@ -351,6 +376,23 @@ def _link_rows(recorder: Recorder, query: Any, using: str) -> LinkRows | None:
             owner_first,
         )
     return None
+
+
+@lru_cache(maxsize=256)
+def _link_fields(
+    model: type[Model], owner_field: Any, join_cols: tuple[str, str]
+) -> tuple[Any, Any, Any, bool] | None:
+    """(owner field, link field, the rows' field, owner first in the link
+    table?) of a join from ``model`` to an M2M link table."""
+    through = owner_field.model._meta
+    base_column, link_column = join_cols
+    base_field = next((f for f in model._meta.concrete_fields if f.column == base_column), None)
+    link_field = next((f for f in through.concrete_fields if f.column == link_column), None)
+    if base_field is None or link_field is None or owner_field is link_field:
+        return None
+    # The two ids in the link table's own field order.
+    order = list(through.concrete_fields)
+    return owner_field, link_field, base_field, order.index(owner_field) < order.index(link_field)
 
 
 def _mentions(node: Any, table_alias: str) -> bool:
@@ -375,13 +417,13 @@ def _record_rows(
         if event is None:
             return False
         pk_at = at + [name for _f, name, _s in plan].index(model._meta.pk.attname)
-        segments.append((model, plan, at, pk_at, event))
+        segments.append((model, plan, at, pk_at, event, _instance_plan(model)[2]))
         at += len(plan)
     seen = recorder.rows_seen
     read = 0
     for row in compiler.results_iter(compiler.execute_sql(MULTI)):
         read += 1
-        for model, plan, start, pk_at, event in segments:
+        for model, plan, start, pk_at, event, secrets in segments:
             pk = row[pk_at]
             if pk is None:
                 continue  # no row of this table joined (an outer join)
@@ -393,12 +435,7 @@ def _record_rows(
             if not _room(recorder, event):
                 return False
             event["rows"].append(
-                [
-                    _secret(recorder, value) if secret else field_value(field, None, value)
-                    for (field, _name, secret), value in zip(
-                        plan, row[start : start + len(plan)], strict=True
-                    )
-                ]
+                _encoded_row(recorder, plan, row[start : start + len(plan)], None, secrets)
             )
             if key is not None:
                 seen.add(key)
