@@ -35,7 +35,22 @@ static PyObject *decide = NULL;
 /* on_call(frame) and on_return(frame, value) for project frames */
 static PyObject *on_call = NULL;
 static PyObject *on_return = NULL;
-static PyObject *module_ref = NULL; /* borrowed: the profile object */
+
+/* The profile object of a thread: pause() while the recorder runs code of
+ * its own (encoding rows, reading backing rows), whose project-code calls it
+ * would only ignore. */
+typedef struct {
+    PyObject_HEAD
+    int paused;
+} State;
+
+static PyTypeObject StateType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "kolo_django._speedups.State",
+    .tp_basicsize = sizeof(State),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+};
 
 static int
 cached(PyCodeObject *code)
@@ -88,8 +103,8 @@ is_project(PyCodeObject *code, PyFrameObject *frame, int may_decide)
 static int
 profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
 {
-    if (what != PyTrace_CALL && what != PyTrace_RETURN) {
-        return 0; /* C calls and their returns */
+    if ((what != PyTrace_CALL && what != PyTrace_RETURN) || ((State *)obj)->paused) {
+        return 0; /* C calls and their returns; the recorder's own work */
     }
     PyCodeObject *code = PyFrame_GetCode(frame);
     int project = is_project(code, frame, what == PyTrace_CALL);
@@ -140,7 +155,48 @@ speedups_start(PyObject *self, PyObject *unused)
         PyErr_SetString(PyExc_RuntimeError, "configure() first");
         return NULL;
     }
-    PyEval_SetProfile(profile, module_ref);
+    PyObject *state = PyType_GenericNew(&StateType, NULL, NULL);
+    if (state == NULL) {
+        return NULL;
+    }
+    PyEval_SetProfile(profile, state); /* holds its own reference */
+    Py_DECREF(state);
+    Py_RETURN_NONE;
+}
+
+static State *
+this_thread_state(void)
+{
+    PyThreadState *tstate = PyThreadState_Get();
+    if (tstate->c_profilefunc != profile) {
+        return NULL;
+    }
+    return (State *)tstate->c_profileobj;
+}
+
+static PyObject *
+speedups_active(PyObject *self, PyObject *unused)
+{
+    return PyBool_FromLong(this_thread_state() != NULL);
+}
+
+static PyObject *
+speedups_pause(PyObject *self, PyObject *unused)
+{
+    State *state = this_thread_state();
+    if (state != NULL) {
+        state->paused++;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+speedups_resume(PyObject *self, PyObject *unused)
+{
+    State *state = this_thread_state();
+    if (state != NULL && state->paused > 0) {
+        state->paused--;
+    }
     Py_RETURN_NONE;
 }
 
@@ -161,8 +217,10 @@ speedups_reset(PyObject *self, PyObject *unused)
 static PyMethodDef methods[] = {
     {"configure", speedups_configure, METH_VARARGS,
      "configure(decide, on_call, on_return): the Python callbacks."},
-    {"start", speedups_start, METH_NOARGS,
-     "Profile this thread's calls; sys.getprofile() is then this module."},
+    {"start", speedups_start, METH_NOARGS, "Profile this thread's calls."},
+    {"active", speedups_active, METH_NOARGS, "Whether this thread's calls are profiled here."},
+    {"pause", speedups_pause, METH_NOARGS, "Ignore this thread's calls until resume()."},
+    {"resume", speedups_resume, METH_NOARGS, "Undo one pause()."},
     {"stop", speedups_stop, METH_NOARGS, "Stop profiling this thread."},
     {"reset", speedups_reset, METH_NOARGS, "Forget every code object's decision."},
     {NULL, NULL, 0, NULL},
@@ -176,6 +234,9 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
+    if (PyType_Ready(&StateType) < 0) {
+        return NULL;
+    }
     PyObject *module = PyModule_Create(&speedups_module);
     if (module == NULL) {
         return NULL;
@@ -186,6 +247,5 @@ PyInit__speedups(void)
         PyErr_SetString(PyExc_RuntimeError, "no code object extra slot left");
         return NULL;
     }
-    module_ref = module;
     return module;
 }

@@ -137,8 +137,8 @@ def test_suspended_generators_are_not_parents(client: Client, traces: Any, db: N
 def _profiler_view(request: HttpRequest) -> HttpResponse:
     import sys
 
-    profile = sys.getprofile()
-    return HttpResponse(getattr(profile, "__name__", repr(profile)))
+    profile = type(sys.getprofile())
+    return HttpResponse(f"{profile.__module__}.{profile.__qualname__}")
 
 
 urlpatterns.append(path("profiler/", _profiler_view))
@@ -153,7 +153,7 @@ def test_python_311_captures_with_the_c_profile_function(
 
     # Built by `pip install`: the pure Python fallback must not be used unnoticed.
     assert frames._speedups is not None
-    assert client.get("/profiler/").content == b"kolo_django._speedups"
+    assert client.get("/profiler/").content == b"kolo_django._speedups.State"
     assert sys.getprofile() is None  # switched off after the request
 
 

@@ -485,16 +485,20 @@ def _c_return(frame: FrameType, value: Any) -> None:
 
 if _speedups is not None:
     _speedups.configure(_c_decide, _c_call, _c_return)
+    # The recorder's own work runs with this thread's profile function paused.
+    from . import recorder as _recorder_module
+
+    _recorder_module.pause_calls = _speedups.pause
+    _recorder_module.resume_calls = _speedups.resume
 
 
 def _thread_capture_on() -> bool:
     """Switch call capture on in this thread; False when another tool's
     profile (or, without the C module, trace) function is there."""
     if _speedups is not None:
-        current_profile = sys.getprofile()
-        if current_profile is _speedups:
+        if _speedups.active():
             return True
-        if current_profile is not None:
+        if sys.getprofile() is not None:
             return False  # cProfile, pyinstrument...: leave it be
         _speedups.start()
         return True
@@ -509,7 +513,7 @@ def _thread_capture_on() -> bool:
 
 def _thread_capture_off() -> None:
     if _speedups is not None:
-        if sys.getprofile() is _speedups:
+        if _speedups.active():
             _speedups.stop()
     elif sys.gettrace() is _trace:
         sys.settrace(None)

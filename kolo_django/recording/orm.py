@@ -20,6 +20,7 @@ from django.db.models import Model
 from django.db.models.sql.constants import MULTI
 
 from ..trace import UNKNOWN, encode_known
+from . import recorder as recorder_module
 from .recorder import Recorder, current, fault
 from .redact import DB_SECRET_MIN, REDACTED, collect, is_secret_key
 
@@ -197,11 +198,13 @@ def install_from_db() -> None:
         recorder = current()
         if recorder is not None and recorder.mode != "silent":
             recorder.own_work_depth += 1
+            recorder_module.pause_calls()
             try:
                 record_instance(recorder, obj, db)
             except Exception:
                 fault("orm", recorder, "a model row")
             finally:
+                recorder_module.resume_calls()
                 recorder.own_work_depth -= 1
         return obj
 
@@ -314,6 +317,7 @@ class LinkRows:
         if base is None or owner is None or not _room(recorder, self.event):
             return
         recorder.own_work_depth += 1
+        recorder_module.pause_calls()
         try:
             pair = (
                 field_value(self.owner_field, None, owner),
@@ -321,6 +325,7 @@ class LinkRows:
             )
             self.event["rows"].append(pair if self.owner_first else pair[::-1])
         finally:
+            recorder_module.resume_calls()
             recorder.own_work_depth -= 1
 
 

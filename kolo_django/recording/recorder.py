@@ -24,6 +24,15 @@ _logged_kinds: set[str] = set()
 _logged_lock = threading.Lock()
 
 
+def _nothing() -> None:
+    return None
+
+
+# Set by frames where a C profile function captures calls: it is paused while
+# the recorder runs code of its own, whose calls would only be ignored.
+pause_calls = resume_calls = _nothing
+
+
 def current() -> Recorder | None:
     return _current.get()
 
@@ -83,17 +92,21 @@ class Recorder:
         """The recorder's own code runs (encoding rows, custom fields' str()):
         its calls are not the view's and are not recorded."""
         self.own_work_depth += 1
+        pause_calls()
         try:
             yield
         finally:
+            resume_calls()
             self.own_work_depth -= 1
 
     @contextlib.contextmanager
     def in_mode(self, mode: str) -> Iterator[None]:
         previous, self.mode = self.mode, mode
+        pause_calls()
         try:
             yield
         finally:
+            resume_calls()
             self.mode = previous
 
 

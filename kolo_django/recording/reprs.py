@@ -25,31 +25,63 @@ def safe_repr(value: Any, limit: int = 200, depth: int = 0) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _kind(cls: type) -> str:
+    """How values of a type are shown; the isinstance() checks run once per type."""
+    kind = _KINDS.get(cls)
+    if kind is None:
+        for base, name in _KIND_ORDER:
+            if issubclass(cls, base):
+                kind = name
+                break
+        else:
+            kind = "default" if cls.__repr__ is object.__repr__ else "repr"
+        if len(_KINDS) >= 4096:
+            _KINDS.clear()  # classes made at run time: keep the cache bounded
+        _KINDS[cls] = kind
+    return kind
+
+
 def _repr(value: Any, limit: int, depth: int) -> str:
-    if isinstance(value, _PLAIN):
+    kind = _kind(type(value))
+    if kind == "plain":
         return repr(value)
-    if isinstance(value, str):
+    if kind == "str":
         return repr(value[:limit])
-    if isinstance(value, QuerySet):
+    if kind == "repr":
+        return _guarded_repr(value)
+    if kind == "container":
+        return _container(value, limit, depth)
+    if kind == "model":
+        return f"<{value._meta.label} pk={value.pk!r}>"
+    if kind == "queryset":
         label = value.model._meta.label if value.model else "?"
         cache = value._result_cache
         return f"<QuerySet {label} ({'not evaluated' if cache is None else f'{len(cache)} rows'})>"
-    if isinstance(value, Model):
-        return f"<{value._meta.label} pk={value.pk!r}>"
-    if isinstance(value, LazyObject):
+    if kind == "lazy":
         wrapped = value._wrapped
         return "<lazy object (not evaluated)>" if wrapped is empty else _repr(wrapped, limit, depth)
-    if isinstance(value, Promise):
+    if kind == "promise":
         return f"<lazy {type(value).__name__}>"
-    if isinstance(value, HttpRequest):
+    if kind == "request":
         return f"<{type(value).__name__} {value.method} {value.path!r}>"
-    if isinstance(value, HttpResponseBase):
+    if kind == "response":
         return f"<{type(value).__name__} status_code={value.status_code}>"
-    if isinstance(value, (list, tuple, set, frozenset, dict)):
-        return _container(value, limit, depth)
-    if type(value).__repr__ is object.__repr__:
-        return f"<{type(value).__module__}.{type(value).__qualname__}>"
-    return _guarded_repr(value)
+    return f"<{type(value).__module__}.{type(value).__qualname__}>"
+
+
+# In the order they are checked: a lazy object may pose as any class.
+_KIND_ORDER: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (LazyObject, "lazy"),
+    (_PLAIN, "plain"),
+    (str, "str"),
+    (QuerySet, "queryset"),
+    (Model, "model"),
+    (Promise, "promise"),
+    (HttpRequest, "request"),
+    (HttpResponseBase, "response"),
+    ((list, tuple, set, frozenset, dict), "container"),
+)
+_KINDS: dict[type, str] = {}
 
 
 def _container(value: Any, limit: int, depth: int) -> str:
