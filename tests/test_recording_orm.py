@@ -270,3 +270,18 @@ def test_model_query_rows_are_stored_once(client: Client, traces: Any, seeded: N
     assert "rows_truncated" not in sql
     (todos,) = events(document, "orm", model="todos.todo", source="query")
     assert len(todos["rows"]) == 5
+
+
+def test_links_without_ids_become_m2m_adds(client: Client, traces: Any, seeded: None) -> None:
+    from todos.models import Todo
+
+    from kolo_django.generation.api import generate
+
+    client.get("/tags-each/")
+    _obj, document = only_trace(traces)
+    source, _ = generate([document], style="unittest")
+    first = Todo.objects.order_by("pk").first()
+    tagged = [t for t in Todo.objects.order_by("pk")[:6] if t.tags.exists()]
+    assert first is not None and tagged
+    # Each todo of the page that has tags gets them linked in the seed.
+    assert source.count(".tags.add(") >= len(tagged)
