@@ -102,26 +102,11 @@ def encode_known(value: Any) -> Any:
         return encoder(value)
     if value is None or isinstance(value, (bool, int, str)):
         return value
-    if isinstance(value, float):
-        return _encode_float(value)
-    if isinstance(value, decimal.Decimal):
-        return {"$t": "decimal", "v": str(value)}
-    if isinstance(value, dt.datetime):
-        return {"$t": "datetime", "v": value.isoformat()}
-    if isinstance(value, dt.date):
-        return {"$t": "date", "v": value.isoformat()}
-    if isinstance(value, dt.time):
-        return {"$t": "time", "v": value.isoformat()}
-    if isinstance(value, dt.timedelta):
-        return {"$t": "duration", "v": value // dt.timedelta(microseconds=1)}
-    if isinstance(value, uuid.UUID):
-        return {"$t": "uuid", "v": str(value)}
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return _encode_bytes(value)
-    if isinstance(value, (list, tuple)):
-        return [encode_value(item) for item in value]
-    if isinstance(value, dict):
-        return _encode_dict(value)
+    # A subclass (a str-based enum, a datetime subclass...): the first listed
+    # base it derives from; datetime is listed before date.
+    for cls, encoder in _ENCODERS.items():
+        if isinstance(value, cls):
+            return encoder(value)
     return UNKNOWN
 
 
