@@ -316,17 +316,12 @@ class LinkRows:
         recorder = self.recorder
         if base is None or owner is None or not _room(recorder, self.event):
             return
-        recorder.own_work_depth += 1
-        recorder_module.pause_calls()
-        try:
+        with recorder.own_work():
             pair = (
                 field_value(self.owner_field, None, owner),
                 field_value(self.link_field, None, base),
             )
             self.event["rows"].append(pair if self.owner_first else pair[::-1])
-        finally:
-            recorder_module.resume_calls()
-            recorder.own_work_depth -= 1
 
 
 def _link_rows(recorder: Recorder, query: Any, using: str) -> LinkRows | None:
