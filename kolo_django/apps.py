@@ -14,3 +14,6 @@ class KoloDjangoConfig(AppConfig):
         from .recording import install
 
         install.install_hooks()
+        from . import storage
+
+        storage.install_sigterm_flush()

@@ -5,9 +5,12 @@ from __future__ import annotations
 import atexit
 import datetime as dt
 import json
+import logging
 import os
 import queue
+import signal
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +22,8 @@ from .conf import get_config, is_test_run
 from .models import Trace
 from .recording.recorder import fault, paused
 from .recording.redact import Scrubber
+
+logger = logging.getLogger("kolo_django")
 
 
 def alias() -> str:
@@ -68,8 +73,14 @@ PRUNE_EVERY = 50
 # Traces waiting for the writer beyond this are stored in the request instead:
 # memory stays bounded when the database cannot keep up.
 MAX_QUEUED = 100
-# Traces written in one transaction (one commit, one fsync).
+# Traces written in one transaction (one commit, one fsync), and how long the
+# writer waits for a batch to fill: a commit per trace costs about as much as
+# serialising it, and waking the writer for each trace makes it contend with
+# the requests for the GIL.
 BATCH = 20
+LINGER = 0.1
+# Put on the queue by flush(): write what is queued now.
+_HURRY: Any = object()
 
 _saves = 0
 _saves_lock = threading.Lock()
@@ -166,7 +177,7 @@ class _Writer:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.idle = threading.Condition(self.lock)
-        self.queue: queue.Queue[tuple[dict[str, Any], set[str]]] = queue.Queue()
+        self.queue: queue.Queue[Any] = queue.Queue()
         self.pending = 0
         self.thread: threading.Thread | None = None
         self.pid = 0
@@ -191,12 +202,21 @@ class _Writer:
     def _run(self) -> None:
         jobs = self.queue
         while True:
-            items = [jobs.get()]
+            first = jobs.get()
+            if first is _HURRY:
+                continue
+            items = [first]
+            deadline = time.monotonic() + LINGER
             while len(items) < BATCH:
+                wait = deadline - time.monotonic()
                 try:
-                    items.append(jobs.get_nowait())
+                    item = jobs.get(timeout=wait) if wait > 0 else jobs.get_nowait()
                 except queue.Empty:
                     break
+                if item is _HURRY:
+                    deadline = 0.0
+                else:
+                    items.append(item)
             try:
                 _store_batch(items)
             except Exception:
@@ -214,11 +234,34 @@ class _Writer:
         with self.lock:
             if self.thread is None or self.pid != os.getpid():
                 return True
+            if self.pending > 0:
+                self.queue.put(_HURRY)
             return self.idle.wait_for(lambda: self.pending <= 0, timeout)
 
 
 _writer = _Writer()
 atexit.register(flush, 30)
+
+
+def install_sigterm_flush() -> None:
+    """A process stopped by an unhandled SIGTERM (a bare ``runserver``) runs no
+    ``atexit``: on SIGTERM, store what is queued, then die of the signal as
+    before. Left alone when the process handles SIGTERM itself."""
+    try:
+        if not get_config()["STORE_IN_BACKGROUND"] or is_test_run():
+            return
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _flush_then_die)
+    except Exception:  # an invalid setting (the checks report it), no signals here
+        logger.debug("kolo_django: no SIGTERM flush", exc_info=True)
+
+
+def _flush_then_die(signum: int, frame: Any) -> None:
+    flush(10)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def listing() -> Any:

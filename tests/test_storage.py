@@ -139,6 +139,14 @@ def test_writer_thread_stores_redacted_traces_in_batches(
     from kolo_django.models import Trace
 
     monkeypatch.setattr(storage, "is_test_run", lambda: False)
+    batches: list[int] = []
+    insert_rows = storage.insert_rows
+
+    def counted(rows: list[Any]) -> None:
+        batches.append(len(rows))
+        insert_rows(rows)
+
+    monkeypatch.setattr(storage, "insert_rows", counted)
     secret = "s3cr3t-value-123456"
     docs = [document(path=f"/w/{i}/", note=f"token {secret}") for i in range(30)]
     for doc in docs:
@@ -148,6 +156,37 @@ def test_writer_thread_stores_redacted_traces_in_batches(
     assert sorted(t.path for t in stored) == sorted(d["request"]["path"] for d in docs)
     for obj in stored:
         assert obj.load_document()["note"] == "token [REDACTED]"
+    # The writer waits for a batch to fill instead of committing each trace.
+    assert sum(batches) == 30 and len(batches) <= 5 and max(batches) == storage.BATCH
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flush_does_not_wait_for_a_batch_to_fill(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kolo_django.models import Trace
+
+    monkeypatch.setattr(storage, "is_test_run", lambda: False)
+    # A writer that would linger for a minute: flush() tells it to write now.
+    monkeypatch.setattr(storage, "LINGER", 60.0)
+    storage.store_recorded(document(path="/one/"), set())
+    assert storage.flush(timeout=20)
+    assert [t.path for t in Trace.objects.all()] == ["/one/"]
+
+
+def test_sigterm_flush_only_where_nothing_handles_sigterm(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import signal
+
+    monkeypatch.setattr(storage, "is_test_run", lambda: False)
+    installed: list[Any] = []
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: installed.append(handler))
+    monkeypatch.setattr(signal, "getsignal", lambda signum: signal.SIG_DFL)
+    storage.install_sigterm_flush()
+    assert installed == [storage._flush_then_die]
+    # A server (gunicorn, uvicorn, the autoreloader) with its own handler is left alone.
+    monkeypatch.setattr(signal, "getsignal", lambda signum: print)
+    storage.install_sigterm_flush()
+    assert installed == [storage._flush_then_die]
 
 
 def test_version_1_documents_are_upgraded() -> None:

@@ -166,6 +166,14 @@ def _encoded_row(
 def record_instance(recorder: Recorder, obj: Model, alias: str) -> None:
     model = type(obj)
     values = obj.__dict__
+    # A row recorded whole already (the page's rows behind its count, the
+    # same related row on every line): generation keeps the first read of a
+    # row, so a repeat adds nothing.
+    try:
+        if (model, alias, obj.pk) in recorder.rows_seen:
+            return
+    except TypeError:
+        pass
     plan = _field_plan(model)
     getter, names, secrets = _instance_plan(model)
     try:

@@ -16,7 +16,7 @@ import binascii
 import contextlib
 import json
 import re
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus
 
@@ -268,14 +268,16 @@ def _needles(secrets: set[str]) -> list[str]:
 class Scrubber:
     def __init__(self, secrets: set[str]) -> None:
         self.needles = _needles(secrets)
-        self.pattern = (
-            re.compile("|".join(re.escape(n) for n in self.needles)) if self.needles else None
-        )
         self.byte_needles = [n.encode("utf-8") for n in self.needles]
         # Prefixes of long secrets, to catch one cut short by a length limit.
         self.long = [n for n in self.needles if len(n) >= 12]
         self.quick = _as_in_json(self.needles)
         self.quick_long = _as_in_json(self.long)
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str] | None:
+        # Only a document that needs the walk needs it.
+        return re.compile("|".join(re.escape(n) for n in self.needles)) if self.needles else None
 
     def text(self, value: str) -> str:
         if PASSWORD_HASH_RE.match(value):
@@ -296,7 +298,9 @@ class Scrubber:
         for needle in self.quick:
             if needle in text:
                 return True
-        if "$" in text:
+        # Most "$" of a document open a value tag: only a text with other
+        # "$" can hold a password hash.
+        if text.count("$") > text.count('"$t"'):
             for marker in _HASH_MARKERS:
                 if marker in text:
                     return True
