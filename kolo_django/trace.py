@@ -147,6 +147,7 @@ def _json(value: Any) -> str:
 # Events serialised per slice: few json.dumps() calls, and the whole JSON text
 # of a large document is never held in memory at once.
 _EVENTS_PER_PIECE = 500
+_COMPRESS_EVERY = 1 << 20
 
 
 def dumps(document: dict[str, Any]) -> bytes:
@@ -161,11 +162,22 @@ def dumps_checked(document: dict[str, Any], check: Callable[[str], bool] | None)
     compressed; when ``check`` returns True, stops and returns None."""
     compressor = zlib.compressobj(6)
     out: list[bytes] = []
+    # Text is compressed a megabyte at a time: a usual document in one call
+    # (zlib runs without the GIL, and each call hands it over), a large one
+    # without all its JSON text in memory at once.
+    pending: list[str] = []
+    size = 0
 
     def write(text: str) -> bool:
+        nonlocal size
         if check is not None and check(text):
             return False
-        out.append(compressor.compress(text.encode("utf-8")))
+        pending.append(text)
+        size += len(text)
+        if size >= _COMPRESS_EVERY:
+            out.append(compressor.compress("".join(pending).encode("utf-8")))
+            pending.clear()
+            size = 0
         return True
 
     if not write("{"):
@@ -185,6 +197,7 @@ def dumps_checked(document: dict[str, Any], check: Callable[[str], bool] | None)
         elif not write(_json(value)):
             return None
     write("}")
+    out.append(compressor.compress("".join(pending).encode("utf-8")))
     out.append(compressor.flush())
     return b"".join(out)
 

@@ -111,16 +111,9 @@ def _group(
     return event
 
 
-def max_rows(recorder: Recorder) -> int:
-    """Rows kept per ``orm`` event: enough to seed what a page shows, and
-    bounded when a view walks a whole table."""
-    config = recorder.config
-    return max(int(config["MAX_ROWS_PER_QUERY"]), int(config["MAX_BACKING_ROWS"]))
-
-
 def _room(recorder: Recorder, event: dict[str, Any]) -> bool:
     """Whether the event may take one more row; counts the ones it may not."""
-    if len(event["rows"]) < max_rows(recorder):
+    if len(event["rows"]) < recorder.max_rows:
         return True
     event["rows_truncated"] = True
     event["rows_dropped"] = event.get("rows_dropped", 0) + 1
@@ -324,12 +317,15 @@ class LinkRows:
         recorder = self.recorder
         if base is None or owner is None or not _room(recorder, self.event):
             return
-        with recorder.own_work():
-            pair = (
-                field_value(self.owner_field, None, owner),
-                field_value(self.link_field, None, base),
-            )
-            self.event["rows"].append(pair if self.owner_first else pair[::-1])
+        if type(owner) in _AS_IS and type(base) in _AS_IS:
+            pair = (owner, base)  # integer ids, nearly always: nothing to encode
+        else:
+            with recorder.own_work():
+                pair = (
+                    field_value(self.owner_field, None, owner),
+                    field_value(self.link_field, None, base),
+                )
+        self.event["rows"].append(pair if self.owner_first else pair[::-1])
 
 
 def _link_rows(recorder: Recorder, query: Any, using: str) -> LinkRows | None:

@@ -62,6 +62,10 @@ class Recorder:
         self.faults: list[str] = []
         self.sql_count = 0
         self.own_work_depth = 0
+        self._own_work = _OwnWork(self)
+        # Rows kept per orm event: enough to seed what a page shows, and
+        # bounded when a view walks a whole table.
+        self.max_rows = max(int(config["MAX_ROWS_PER_QUERY"]), int(config["MAX_BACKING_ROWS"]))
         self.templates: list[str] = []
         self.template_context_source: Any = None
         self.mail_seen: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -87,17 +91,10 @@ class Recorder:
         self.events.append(event)
         return event
 
-    @contextlib.contextmanager
-    def own_work(self) -> Iterator[None]:
+    def own_work(self) -> _OwnWork:
         """The recorder's own code runs (encoding rows, custom fields' str()):
         its calls are not the view's and are not recorded."""
-        self.own_work_depth += 1
-        pause_calls()
-        try:
-            yield
-        finally:
-            resume_calls()
-            self.own_work_depth -= 1
+        return self._own_work
 
     @contextlib.contextmanager
     def in_mode(self, mode: str) -> Iterator[None]:
@@ -108,6 +105,24 @@ class Recorder:
         finally:
             resume_calls()
             self.mode = previous
+
+
+class _OwnWork:
+    """``Recorder.own_work()``: a plain context manager, entered for every row
+    a page reads (a generator-based one costs several times more)."""
+
+    __slots__ = ("recorder",)
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def __enter__(self) -> None:
+        self.recorder.own_work_depth += 1
+        pause_calls()
+
+    def __exit__(self, *exc: object) -> None:
+        resume_calls()
+        self.recorder.own_work_depth -= 1
 
 
 def fault(kind: str, recorder: Recorder | None = None, message: str = "") -> None:
