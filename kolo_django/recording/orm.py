@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import operator
 from functools import cache, lru_cache
+from itertools import chain
 from types import SimpleNamespace
 from typing import Any
 
@@ -425,10 +426,17 @@ def _record_rows(
         at += len(plan)
     seen = recorder.rows_seen
     read = 0
-    for row in compiler.results_iter(compiler.execute_sql(MULTI)):
+    results = compiler.execute_sql(MULTI)
+    # Django's converters (dates parsed from text, decimals...) run only on
+    # the rows kept: a row recorded already is known by its id alone.
+    converters = compiler.get_converters([s[0] for s in compiler.select[: compiler.col_count]])
+    id_converters = {at: c for at, c in converters.items() if any(at == seg[3] for seg in segments)}
+    for raw in chain.from_iterable(results):
         read += 1
+        ids = next(compiler.apply_converters([raw], id_converters)) if id_converters else raw
+        row = None
         for model, plan, start, pk_at, event, secrets in segments:
-            pk = row[pk_at]
+            pk = ids[pk_at]
             if pk is None:
                 continue  # no row of this table joined (an outer join)
             # A row already recorded whole (the page's rows behind its count):
@@ -436,6 +444,8 @@ def _record_rows(
             key = _row_key(model, using, pk)
             if key is not None and key in seen:
                 continue
+            if row is None:
+                row = next(compiler.apply_converters([raw], converters)) if converters else raw
             if not _room(recorder, event):
                 return False
             event["rows"].append(
