@@ -141,7 +141,11 @@ def decode_value(value: Any) -> Any:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    # A document is a tree built from encoded values: the cycle check (a set
+    # of every container's id) only costs.
+    return json.dumps(
+        value, separators=(",", ":"), ensure_ascii=False, default=str, check_circular=False
+    )
 
 
 # Events serialised per slice: few json.dumps() calls, and the whole JSON text
