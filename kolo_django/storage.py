@@ -175,7 +175,9 @@ class _Writer:
     per transaction. Nothing is lost at exit: ``flush`` runs at ``atexit``."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        # Re-entrant: the SIGTERM handler flushes from the main thread, which
+        # a single-threaded server may have stopped inside submit().
+        self.lock = threading.RLock()
         self.idle = threading.Condition(self.lock)
         self.queue: queue.Queue[Any] = queue.Queue()
         self.pending = 0
@@ -231,12 +233,17 @@ class _Writer:
                         self.idle.notify_all()
 
     def flush(self, timeout: float | None = None) -> bool:
-        with self.lock:
+        # Bounded even for the lock: a flush at exit must never hang the process.
+        if not self.lock.acquire(timeout=-1 if timeout is None else timeout):
+            return False
+        try:
             if self.thread is None or self.pid != os.getpid():
                 return True
             if self.pending > 0:
                 self.queue.put(_HURRY)
             return self.idle.wait_for(lambda: self.pending <= 0, timeout)
+        finally:
+            self.lock.release()
 
 
 _writer = _Writer()

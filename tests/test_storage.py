@@ -195,3 +195,20 @@ def test_version_1_documents_are_upgraded() -> None:
     upgraded = trace.loads(trace.dumps(old))
     assert upgraded["schema_version"] == trace.SCHEMA_VERSION == 2
     assert upgraded["events"] == old["events"]
+
+
+def test_flush_does_not_deadlock_inside_submit() -> None:
+    """The SIGTERM handler flushes on the main thread, which a single-threaded
+    server may have been running inside submit(), holding the writer's lock."""
+    import threading
+
+    done: list[bool] = []
+
+    def interrupted_submit() -> None:
+        with storage._writer.lock:
+            done.append(storage.flush(timeout=5))
+
+    thread = threading.Thread(target=interrupted_submit, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert done == [True]
