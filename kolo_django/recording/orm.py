@@ -163,11 +163,9 @@ def record_instance(recorder: Recorder, obj: Model, alias: str) -> None:
     # A row recorded whole already (the page's rows behind its count, the
     # same related row on every line): generation keeps the first read of a
     # row, so a repeat adds nothing.
-    try:
-        if (model, alias, obj.pk) in recorder.rows_seen:
-            return
-    except TypeError:
-        pass
+    key = _row_key(model, alias, obj.pk)
+    if key is not None and key in recorder.rows_seen:
+        return
     plan = _field_plan(model)
     getter, names, secrets = _instance_plan(model)
     try:
@@ -183,10 +181,8 @@ def record_instance(recorder: Recorder, obj: Model, alias: str) -> None:
     if event is None or not _room(recorder, event):
         return
     event["rows"].append(_encoded_row(recorder, plan, raw, obj, secrets))
-    if complete:
-        key = _row_key(model, alias, obj.pk)
-        if key is not None:
-            recorder.rows_seen.add(key)
+    if complete and key is not None:
+        recorder.rows_seen.add(key)
 
 
 def install_from_db() -> None:
