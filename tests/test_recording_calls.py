@@ -135,10 +135,10 @@ def test_suspended_generators_are_not_parents(client: Client, traces: Any, db: N
 
 
 def _profiler_view(request: HttpRequest) -> HttpResponse:
-    import sys
+    from kolo_django.recording import frames
 
     profile = type(sys.getprofile())
-    return HttpResponse(f"{profile.__module__}.{profile.__qualname__}")
+    return HttpResponse(f"{frames._speedups.mode()} {profile.__module__}.{profile.__qualname__}")
 
 
 urlpatterns.append(path("profiler/", _profiler_view))
@@ -146,15 +146,37 @@ urlpatterns.append(path("profiler/", _profiler_view))
 
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ uses sys.monitoring")
 @override_settings(KOLO_DJANGO=config())
-def test_python_311_captures_with_the_c_profile_function(
+def test_python_311_captures_with_the_c_evaluation_hook(
     client: Client, traces: Any, db: None
 ) -> None:
     from kolo_django.recording import frames
 
     # Built by `pip install`: the pure Python fallback must not be used unnoticed.
     assert frames._speedups is not None
-    assert client.get("/profiler/").content == b"kolo_django._speedups.State"
-    assert sys.getprofile() is None  # switched off after the request
+    if sys.version_info >= (3, 11):
+        # No profile function: the interpreter stays out of its tracing mode.
+        assert client.get("/profiler/").content == b"eval builtins.NoneType"
+    else:
+        assert client.get("/profiler/").content == b"profile kolo_django._speedups.State"
+    assert sys.getprofile() is None and frames._speedups.mode() is None  # off after
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="the evaluation hook is 3.11's")
+@pytest.mark.parametrize("test", [test_call_tree, test_suspended_generators_are_not_parents])
+@override_settings(KOLO_DJANGO=config())
+def test_python_311_c_profile_function_where_the_hook_is_not_used(
+    test: Any, client: Client, traces: Any, db: None
+) -> None:
+    from kolo_django.recording import frames
+
+    # As where another tool (a debugger) has its own evaluation function.
+    frames._speedups.use_eval_hook(False)
+    try:
+        assert client.get("/profiler/").content == b"profile kolo_django._speedups.State"
+        traces.all().delete()
+        test(client, traces, db)
+    finally:
+        frames._speedups.use_eval_hook(True)
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ uses sys.monitoring")

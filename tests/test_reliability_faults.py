@@ -229,6 +229,9 @@ def _inject(stage: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iter
     elif stage == "serialisation":
         injector = Injector(lambda: TypeError("Object of type X is not JSON serializable"))
         monkeypatch.setattr(trace, "json", _Module(json, "dumps", injector))
+        if trace.orjson is not None:
+            # orjson first, then json.dumps for what orjson cannot encode: both fail.
+            monkeypatch.setattr(trace, "orjson", _Module(trace.orjson, "dumps", injector))
         yield injector
     elif stage == "compression":
         injector = Injector(lambda: zlib.error("Error -2 while compressing data"))

@@ -6,6 +6,7 @@ import datetime as dt
 import decimal
 import math
 import uuid
+import zlib
 from typing import Any
 
 import pytest
@@ -90,6 +91,39 @@ def test_values_survive_the_document(value: Any) -> None:
     )
     assert restored == value
     assert type(restored) is type(value)
+
+
+@pytest.mark.parametrize("encoder", ["orjson", "json"])
+def test_both_encoders_write_the_same_document(
+    encoder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if encoder == "json":
+        monkeypatch.setattr(trace, "orjson", None)
+    doc = document()
+    doc["events"] = [{"type": "call", "id": n, "text": "é ✓ \u2028"} for n in range(1200)]
+    doc["odd"] = {
+        "big": 2**70,  # beyond orjson's 64 bits
+        "when": dt.datetime(2025, 3, 3, 9, 30),  # not encoded: default=str, as json.dumps
+    }
+    data = trace.dumps(doc)
+    text = zlib.decompress(data).decode("utf-8")
+    assert '"big":1180591620717411303424' in text
+    assert '"when":"2025-03-03 09:30:00"' in text
+    assert text == trace._json(doc)
+    loaded = trace.loads(data)
+    assert loaded["events"][1199] == {"type": "call", "id": 1199, "text": "é ✓ \u2028"}
+
+
+def test_documents_with_nan_tokens_still_load() -> None:
+    # json.dumps writes a bare float NaN as NaN, which orjson does not read.
+    data = zlib.compress(b'{"schema_version":2,"x":NaN}')
+    assert math.isnan(trace.loads(data)["x"])
+
+
+def test_orjson_is_used_where_installed() -> None:
+    pytest.importorskip("orjson")
+    assert trace._json_bytes({"a": [1, 2]}) == b'{"a":[1,2]}'
+    assert trace.orjson is not None
 
 
 def test_nan_survives() -> None:

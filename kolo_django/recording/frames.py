@@ -483,8 +483,18 @@ def _c_return(frame: FrameType, value: Any) -> None:
         tracker.fail()
 
 
+def _c_suspend(frame: FrameType) -> None:
+    tracker = _tracker()
+    if tracker is None or tracker.recorder.mode is not None:
+        return
+    try:
+        tracker.on_suspend(frame)
+    except Exception:
+        tracker.fail()
+
+
 if _speedups is not None:
-    _speedups.configure(_c_decide, _c_call, _c_return)
+    _speedups.configure(_c_decide, _c_call, _c_return, _c_suspend)
     # The recorder's own work runs with this thread's profile function paused.
     from . import recorder as _recorder_module
 
