@@ -10,7 +10,9 @@ import pytest
 from django.http import HttpRequest, HttpResponse
 from django.test import Client, override_settings
 from django.urls import path
+from django.views.decorators.debug import sensitive_variables
 
+from kolo_django.recording.redact import REDACTED
 from tests.helpers_recording import only_trace
 
 MODULE = __name__
@@ -41,7 +43,38 @@ def _interleaved(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"{totals} {first}")
 
 
-urlpatterns = [path("calls/", _view), path("interleaved/", _interleaved)]
+# A library function (not project code) marked @sensitive_variables() that
+# calls back into project code, as django.contrib.auth.authenticate() calls a
+# project's authentication backend.
+_library: dict[str, Any] = {
+    "__name__": "elsewhere.library",
+    "sensitive_variables": sensitive_variables,
+}
+exec(
+    compile(
+        "@sensitive_variables()\ndef check(callback, token):\n    return callback(token)\n",
+        "<library>",
+        "exec",
+    ),
+    _library,
+)
+
+
+def _backend(token: str) -> str:
+    shown = token.upper()
+    return shown
+
+
+def _sensitive_library(request: HttpRequest) -> HttpResponse:
+    plain = _total([1, 2])
+    return HttpResponse(f"{_library['check'](_backend, 'tok-4471-abcdef')} {plain}")
+
+
+urlpatterns = [
+    path("calls/", _view),
+    path("interleaved/", _interleaved),
+    path("sensitive-library/", _sensitive_library),
+]
 
 pytestmark = pytest.mark.urls(__name__)
 
@@ -132,6 +165,19 @@ def test_suspended_generators_are_not_parents(client: Client, traces: Any, db: N
     returned = [e["id"] for e in document["events"] if e["type"] == "return"]
     assert len(returned) == len(set(returned)) and set(returned) <= {c["id"] for c in calls}
     assert {c["id"] for c in calls[:5]} <= set(returned)
+
+
+@override_settings(KOLO_DJANGO=config())
+def test_sensitive_variables_of_a_library_caller(client: Client, traces: Any, db: None) -> None:
+    assert client.get("/sensitive-library/").content == b"TOK-4471-ABCDEF 3"
+    _obj, document = only_trace(traces)
+    calls, returns = calls_and_returns(document)
+    # The wrapper and the library function are not calls of the project.
+    assert [c["function"] for c in calls] == ["_sensitive_library", "_total", "_backend"]
+    backend = returns[calls[2]["id"]]
+    assert backend["value"] == REDACTED and set(backend["locals"].values()) == {REDACTED}
+    # A call beside it, under no wrapper, keeps its locals.
+    assert returns[calls[1]["id"]]["locals"]["values"] == "[1, 2]"
 
 
 def _profiler_view(request: HttpRequest) -> HttpResponse:

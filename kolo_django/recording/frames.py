@@ -68,6 +68,7 @@ def _roots() -> tuple[tuple[str, ...], tuple[str, ...]]:
 def reset_caches() -> None:
     _project_code.clear()
     _code_info.clear()
+    _wrapper_codes.clear()
     _roots.cache_clear()
     if MONITORING and _tool_id is not None:
         # Code objects disabled under the old decisions get their events back.
@@ -76,10 +77,20 @@ def reset_caches() -> None:
         _speedups.reset()
 
 
+# Code objects of Django's @sensitive_variables wrapper. Their calls are
+# followed, not recorded: the stack is searched for one only while one runs.
+_wrapper_codes: set[CodeType] = set()
+_WRAPPER = ("sensitive_variables_wrapper", "django.views.decorators.debug")
+
+
 def is_project_code(code: CodeType, module: str, config: dict[str, Any]) -> bool:
     decision = _project_code.get(code)
     if decision is None:
-        decision = _decide(code.co_filename, module, config)
+        if (code.co_name, module) == _WRAPPER:
+            _wrapper_codes.add(code)
+            decision = True
+        else:
+            decision = _decide(code.co_filename, module, config)
         _project_code[code] = decision
     return decision
 
@@ -125,6 +136,8 @@ class CallTracker:
         self.resumed_at: dict[FrameType, int] = {}
         # Call id -> what @sensitive_variables marked, for its return event.
         self.sensitive: dict[int, Any] = {}
+        # @sensitive_variables wrappers running (in any of the request's threads).
+        self.wrappers = 0
 
     def fail(self) -> None:
         if not self.failed:
@@ -135,13 +148,16 @@ class CallTracker:
         return self.stacks.setdefault(threading.get_ident(), [])
 
     def on_call(self, frame: FrameType) -> None:
+        code = frame.f_code
+        if code in _wrapper_codes:
+            self.wrappers += 1
+            return
         recorder = self.recorder
         if recorder.mode is not None or recorder.own_work_depth:
             return
         stack = self._stack()
         self.next_id += 1
         call_id = self.next_id
-        code = frame.f_code
         info = _code_info.get(code)
         if info is None:
             info = _code_info[code] = _describe(code, frame)
@@ -168,13 +184,14 @@ class CallTracker:
 
     def _sensitive(self, frame: FrameType, parent: tuple[int, FrameType] | None) -> Any:
         """:func:`sensitive_variables`, walking only up to the recorded parent
-        call, whose own answer covers the rest of the stack."""
+        call, whose own answer covers the rest of the stack, and only while a
+        wrapper runs below it."""
         if parent is None:
             return sensitive_variables(frame)
         inherited = self.sensitive.get(parent[0])
         if inherited:
             return inherited
-        return sensitive_variables(frame, stop=parent[1])
+        return sensitive_variables(frame, stop=parent[1], walk=self.wrappers > 0)
 
     def _locals(self, frame: FrameType, sensitive: Any) -> dict[str, str]:
         return safe_locals(
@@ -184,6 +201,9 @@ class CallTracker:
     def on_return(
         self, frame: FrameType, value: Any, exception: BaseException | None = None
     ) -> None:
+        if frame.f_code in _wrapper_codes:
+            self.wrappers = max(0, self.wrappers - 1)
+            return
         recorder = self.recorder
         if recorder.mode is not None or recorder.own_work_depth:
             return
@@ -229,7 +249,7 @@ def _describe(code: CodeType, frame: FrameType) -> tuple[str, str, str]:
     return function, frame.f_globals.get("__name__", ""), _relative(code.co_filename)
 
 
-def sensitive_variables(frame: FrameType, stop: FrameType | None = None) -> Any:
+def sensitive_variables(frame: FrameType, stop: FrameType | None = None, walk: bool = True) -> Any:
     """What ``@sensitive_variables`` marked for this frame: ``"__ALL__"``, a
     tuple of names, or None. Found the way Django's error reports find it: the
     decorator's wrapper among the callers (so the functions a decorated one
@@ -245,6 +265,8 @@ def sensitive_variables(frame: FrameType, stop: FrameType | None = None) -> Any:
         )
         if found:
             return found
+    if not walk:
+        return None
     current_frame: FrameType | None = frame
     while current_frame is not None and current_frame is not stop:
         # Compare the name first: reading f_locals of every caller is costly.
