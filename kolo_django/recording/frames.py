@@ -2,12 +2,15 @@
 
 Python >= 3.12 uses ``sys.monitoring``: a code object outside the project is
 disabled at its first call, so library code costs nothing afterwards. Python
-3.11 uses the C profile function of ``kolo_django._speedups`` in the request's
-thread: it answers from a decision cached on each code object without running
-any Python, and hands only project frames to the callbacks here. Where the C
-module was not built, ``sys.settrace`` does the same more slowly: its global
-trace function answers from a per-code-object cache and traces only the
-returns of project frames.
+3.11 uses the frame evaluation hook of ``kolo_django._speedups`` (PEP 523):
+the interpreter stays out of its tracing mode, the hook answers from a
+decision cached on each code object without running any Python, and hands
+only project frames to the callbacks here, at their start and after their
+end. Where another tool has its own evaluation function, and on 3.10, the
+module's C profile function does the same in the request's thread. Where the
+C module was not built, ``sys.settrace`` does it more slowly: its global trace
+function answers from a per-code-object cache and traces only the returns of
+project frames.
 
 Locals are taken once, when a call returns (or raises): by then they hold the
 arguments and everything the function computed. A call event has none.
