@@ -223,10 +223,9 @@ evaluate(PyThreadState *tstate, struct _PyInterpreterFrame *iframe, int throwfla
     state->paused++;
     PyFrameObject *frame = frame_object(tstate, head);
     int project = 0;
-    if (frame == NULL) {
-        PyErr_Clear();
-    }
-    else {
+    /* No frame object (PyEval_GetFrame() cleared its error): not recorded. An
+     * exception set here is one thrown into the frame, and stays set. */
+    if (frame != NULL) {
         Py_INCREF(frame);
         PyObject *type, *exc, *tb;
         PyErr_Fetch(&type, &exc, &tb);

@@ -70,8 +70,26 @@ def _sensitive_library(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"{_library['check'](_backend, 'tok-4471-abcdef')} {plain}")
 
 
+def _catching() -> Iterator[str]:
+    while True:
+        try:
+            yield "ok"
+        except ValueError:
+            yield "caught"
+
+
+def _thrown(request: HttpRequest) -> HttpResponse:
+    # A generator resumed by throw() that catches and yields again, then closed.
+    gen = _catching()
+    first = next(gen)
+    second = gen.throw(ValueError("x"))
+    gen.close()
+    return HttpResponse(f"{first} {second} {_total([1])}")
+
+
 urlpatterns = [
     path("calls/", _view),
+    path("thrown/", _thrown),
     path("interleaved/", _interleaved),
     path("sensitive-library/", _sensitive_library),
 ]
@@ -168,6 +186,20 @@ def test_suspended_generators_are_not_parents(client: Client, traces: Any, db: N
 
 
 @override_settings(KOLO_DJANGO=config())
+def test_throw_into_a_suspended_generator(client: Client, traces: Any, db: None) -> None:
+    assert client.get("/thrown/").content == b"ok caught 1"
+    _obj, document = only_trace(traces)
+    calls, returns = calls_and_returns(document)
+    assert [c["function"] for c in calls] == ["_thrown", "_catching", "_total"]
+    view, catching, total = calls
+    assert catching["parent"] == view["id"] and total["parent"] == view["id"]
+    # One return each: the generator's when close() ends it, not at its yields.
+    returned = [e["id"] for e in document["events"] if e["type"] == "return"]
+    assert sorted(returned) == sorted(c["id"] for c in calls)
+    assert returned.index(catching["id"]) < returned.index(total["id"])
+
+
+@override_settings(KOLO_DJANGO=config())
 def test_sensitive_variables_of_a_library_caller(client: Client, traces: Any, db: None) -> None:
     assert client.get("/sensitive-library/").content == b"TOK-4471-ABCDEF 3"
     _obj, document = only_trace(traces)
@@ -208,7 +240,14 @@ def test_python_311_captures_with_the_c_evaluation_hook(
 
 
 @pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="the evaluation hook is 3.11's")
-@pytest.mark.parametrize("test", [test_call_tree, test_suspended_generators_are_not_parents])
+@pytest.mark.parametrize(
+    "test",
+    [
+        test_call_tree,
+        test_suspended_generators_are_not_parents,
+        test_throw_into_a_suspended_generator,
+    ],
+)
 @override_settings(KOLO_DJANGO=config())
 def test_python_311_c_profile_function_where_the_hook_is_not_used(
     test: Any, client: Client, traces: Any, db: None
