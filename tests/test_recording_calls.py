@@ -107,11 +107,16 @@ def calls_and_returns(document: dict[str, Any]) -> tuple[list[dict[str, Any]], d
     return calls, returns
 
 
+def recorded_calls(traces: Any) -> tuple[dict[str, Any], list[dict[str, Any]], dict[int, Any]]:
+    """The only stored trace's document, its call events and its returns by call id."""
+    _obj, document = only_trace(traces)
+    return (document, *calls_and_returns(document))
+
+
 @override_settings(KOLO_DJANGO=config(MAX_REPR_LENGTH=40))
 def test_call_tree(client: Client, traces: Any, db: None) -> None:
     assert client.get("/calls/").content == b"14 13 500"
-    _obj, document = only_trace(traces)
-    calls, returns = calls_and_returns(document)
+    document, calls, returns = recorded_calls(traces)
     # The generator is resumed five times but called once.
     assert [c["function"] for c in calls] == ["_view", "_numbers", "_total"]
     view, numbers, total = calls
@@ -133,16 +138,14 @@ def test_call_tree(client: Client, traces: Any, db: None) -> None:
 @override_settings(KOLO_DJANGO=config(CAPTURE_LOCALS=False))
 def test_without_locals(client: Client, traces: Any, db: None) -> None:
     client.get("/calls/")
-    _obj, document = only_trace(traces)
-    calls, returns = calls_and_returns(document)
+    document, calls, returns = recorded_calls(traces)
     assert calls and not any("locals" in e for e in [*calls, *returns.values()])
 
 
 @override_settings(KOLO_DJANGO=config(MAX_LOCALS=1))
 def test_max_locals(client: Client, traces: Any, db: None) -> None:
     client.get("/calls/")
-    _obj, document = only_trace(traces)
-    calls, returns = calls_and_returns(document)
+    document, calls, returns = recorded_calls(traces)
     view_locals = returns[calls[0]["id"]]["locals"]
     assert list(view_locals) == ["request", "…"]
     assert view_locals["…"] == "3 more"
@@ -164,8 +167,7 @@ def test_test_modules_are_not_project_code(client: Client, traces: Any, db: None
 @override_settings(KOLO_DJANGO=config())
 def test_suspended_generators_are_not_parents(client: Client, traces: Any, db: None) -> None:
     assert client.get("/interleaved/").content == b"[0, 1, 4] 0"
-    _obj, document = only_trace(traces)
-    calls, returns = calls_and_returns(document)
+    document, calls, returns = recorded_calls(traces)
     assert [c["function"] for c in calls] == [
         "_interleaved",
         "_numbers",
@@ -188,8 +190,7 @@ def test_suspended_generators_are_not_parents(client: Client, traces: Any, db: N
 @override_settings(KOLO_DJANGO=config())
 def test_throw_into_a_suspended_generator(client: Client, traces: Any, db: None) -> None:
     assert client.get("/thrown/").content == b"ok caught 1"
-    _obj, document = only_trace(traces)
-    calls, returns = calls_and_returns(document)
+    document, calls, returns = recorded_calls(traces)
     assert [c["function"] for c in calls] == ["_thrown", "_catching", "_total"]
     view, catching, total = calls
     assert catching["parent"] == view["id"] and total["parent"] == view["id"]
@@ -202,8 +203,7 @@ def test_throw_into_a_suspended_generator(client: Client, traces: Any, db: None)
 @override_settings(KOLO_DJANGO=config())
 def test_sensitive_variables_of_a_library_caller(client: Client, traces: Any, db: None) -> None:
     assert client.get("/sensitive-library/").content == b"TOK-4471-ABCDEF 3"
-    _obj, document = only_trace(traces)
-    calls, returns = calls_and_returns(document)
+    document, calls, returns = recorded_calls(traces)
     # The wrapper and the library function are not calls of the project.
     assert [c["function"] for c in calls] == ["_sensitive_library", "_total", "_backend"]
     backend = returns[calls[2]["id"]]
