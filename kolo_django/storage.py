@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import logging
 import os
-import queue
 import signal
 import threading
 import time
@@ -79,8 +78,6 @@ MAX_QUEUED = 100
 # the requests for the GIL.
 BATCH = 20
 LINGER = 0.1
-# Put on the queue by flush(): write what is queued now.
-_HURRY: Any = object()
 
 _saves = 0
 _saves_lock = threading.Lock()
@@ -172,15 +169,24 @@ def insert_rows(rows: list[Trace]) -> None:
 
 class _Writer:
     """One daemon thread that stores the traces requests hand over, a batch
-    per transaction. Nothing is lost at exit: ``flush`` runs at ``atexit``."""
+    per transaction. Nothing is lost at exit: ``flush`` runs at ``atexit``.
+
+    A request only appends its trace: the writer is woken by the first trace
+    of a batch, then sleeps until the batch is full or ``LINGER`` has passed.
+    Waking a thread for each request (as a queue does) costs the requests more
+    than the writing itself: every wake-up hands the GIL over and back."""
 
     def __init__(self) -> None:
         # Re-entrant: the SIGTERM handler flushes from the main thread, which
         # a single-threaded server may have stopped inside submit().
         self.lock = threading.RLock()
         self.idle = threading.Condition(self.lock)
-        self.queue: queue.Queue[Any] = queue.Queue()
+        self.wake = threading.Condition(self.lock)
+        self.items: list[tuple[dict[str, Any], set[str]]] = []
+        # Traces queued or being written.
         self.pending = 0
+        # Set by flush(): write what is queued now.
+        self.hurry = False
         self.thread: threading.Thread | None = None
         self.pid = 0
 
@@ -190,35 +196,40 @@ class _Writer:
                 return False
             if self.thread is None or self.pid != os.getpid() or not self.thread.is_alive():
                 # Started on first use, and again in a forked worker process.
-                self.queue = queue.Queue()
+                self.items = []
                 self.pending = 0
+                self.hurry = False
                 self.pid = os.getpid()
                 self.thread = threading.Thread(
                     target=self._run, name="kolo_django-writer", daemon=True
                 )
                 self.thread.start()
+            self.items.append((document, secrets))
             self.pending += 1
-            self.queue.put((document, secrets))
+            if len(self.items) in (1, BATCH):
+                self.wake.notify()
         return True
 
-    def _run(self) -> None:
-        jobs = self.queue
-        while True:
-            first = jobs.get()
-            if first is _HURRY:
-                continue
-            items = [first]
+    def _take(self) -> list[tuple[dict[str, Any], set[str]]]:
+        """The next batch, once full, lingered for, or hurried."""
+        with self.lock:
+            while not self.items:
+                self.wake.wait()
             deadline = time.monotonic() + LINGER
-            while len(items) < BATCH:
+            while len(self.items) < BATCH and not self.hurry:
                 wait = deadline - time.monotonic()
-                try:
-                    item = jobs.get(timeout=wait) if wait > 0 else jobs.get_nowait()
-                except queue.Empty:
+                if wait <= 0:
                     break
-                if item is _HURRY:
-                    deadline = 0.0
-                else:
-                    items.append(item)
+                self.wake.wait(wait)
+            items = self.items[:BATCH]
+            del self.items[:BATCH]
+            if not self.items:
+                self.hurry = False
+            return items
+
+    def _run(self) -> None:
+        while True:
+            items = self._take()
             try:
                 _store_batch(items)
             except Exception:
@@ -239,8 +250,9 @@ class _Writer:
         try:
             if self.thread is None or self.pid != os.getpid():
                 return True
-            if self.pending > 0:
-                self.queue.put(_HURRY)
+            if self.items:
+                self.hurry = True
+                self.wake.notify()
             return self.idle.wait_for(lambda: self.pending <= 0, timeout)
         finally:
             self.lock.release()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
+import time
 import uuid
 import zlib
 from typing import Any
@@ -204,6 +205,42 @@ def test_flush_does_not_wait_for_a_batch_to_fill(monkeypatch: pytest.MonkeyPatch
     storage.store_recorded(document(path="/one/"), set())
     assert storage.flush(timeout=20)
     assert [t.path for t in Trace.objects.all()] == ["/one/"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_requests_do_not_wake_the_writer_for_every_trace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread woken per request hands the GIL over and back each time: the
+    writer is woken by a batch's first trace, then by a full batch or flush()."""
+    from kolo_django.models import Trace
+
+    monkeypatch.setattr(storage, "is_test_run", lambda: False)
+    monkeypatch.setattr(storage, "LINGER", 60.0)
+    batches: list[int] = []
+    insert_rows = storage.insert_rows
+    monkeypatch.setattr(
+        storage, "insert_rows", lambda rows: (batches.append(len(rows)), insert_rows(rows))
+    )
+    assert storage.flush(timeout=20)
+    writer = storage._writer
+    notified: list[int] = []
+    notify = writer.wake.notify
+    monkeypatch.setattr(writer.wake, "notify", lambda n=1: (notified.append(n), notify(n)))
+
+    for i in range(storage.BATCH - 1):
+        storage.store_recorded(document(path=f"/first/{i}/"), set())
+    assert len(notified) == 1  # the first trace of the batch only
+    storage.store_recorded(document(path="/first/last/"), set())
+    assert len(notified) == 2  # the batch is full: written without lingering
+    deadline = time.monotonic() + 20
+    while not batches and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for i in range(3):
+        storage.store_recorded(document(path=f"/second/{i}/"), set())
+    assert len(notified) == 3
+    assert storage.flush(timeout=20)
+    assert len(notified) == 4  # flush() hurries the lingering writer
+    assert batches == [storage.BATCH, 3]
+    assert Trace.objects.count() == storage.BATCH + 3
 
 
 def test_sigterm_flush_only_where_nothing_handles_sigterm(
