@@ -100,6 +100,10 @@ class KoloMiddleware:
             frames.stop(recorder, token)
         except Exception:
             fault("calls", recorder, "calls (stop)")
+        # The tracker and the recorder refer to each other: without this the
+        # recorder and its events wait for a full garbage collection, which
+        # some later request pays for.
+        recorder.calls = None
 
     def _finish(
         self, recorder: Recorder, request: HttpRequest, response: HttpResponseBase

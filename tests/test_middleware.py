@@ -104,3 +104,27 @@ def test_view_calls_and_locals(client: Client, traces: Any, seeded: None) -> Non
     assert ret["value"] == "<HttpResponse status_code=200>"
     assert ret["locals"]["request"] == "<WSGIRequest GET '/stats/'>"
     assert ret["locals"]["open_todos"] == "<QuerySet todos.Todo (not evaluated)>"
+
+
+@pytest.mark.parametrize("capture_calls", [False, True])
+def test_a_finished_recorder_is_freed_without_the_garbage_collector(
+    client: Client, traces: Any, capture_calls: bool
+) -> None:
+    """No reference cycle keeps a recorder (and its events) alive after its
+    request: a full collection in some later request would pay for it."""
+    import gc
+
+    from kolo_django.recording.recorder import Recorder
+
+    def recorders() -> int:
+        return sum(1 for obj in gc.get_objects() if isinstance(obj, Recorder))
+
+    gc.collect()
+    gc.disable()
+    try:
+        with override_settings(DEBUG=True, KOLO_DJANGO={**RECORD, "CAPTURE_CALLS": capture_calls}):
+            assert client.get("/todos/").status_code == 200
+        assert traces.count() == 1
+        assert recorders() == 0
+    finally:
+        gc.enable()

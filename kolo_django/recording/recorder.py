@@ -62,7 +62,6 @@ class Recorder:
         self.faults: list[str] = []
         self.sql_count = 0
         self.own_work_depth = 0
-        self._own_work = _OwnWork(self)
         # Rows kept per orm event: enough to seed what a page shows, and
         # bounded when a view walks a whole table.
         self.max_rows = max(int(config["MAX_ROWS_PER_QUERY"]), int(config["MAX_BACKING_ROWS"]))
@@ -94,7 +93,10 @@ class Recorder:
     def own_work(self) -> _OwnWork:
         """The recorder's own code runs (encoding rows, custom fields' str()):
         its calls are not the view's and are not recorded."""
-        return self._own_work
+        # A new one each time: one kept on the recorder would make a
+        # reference cycle, leaving every finished recorder (and its events)
+        # to the cyclic garbage collector.
+        return _OwnWork(self)
 
     @contextlib.contextmanager
     def in_mode(self, mode: str) -> Iterator[None]:
