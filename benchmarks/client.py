@@ -1,18 +1,22 @@
 """Section 1: request time through the test Client, in this process.
 
-Each round runs every configuration in turn (off, gen, full[, kolo], off, ...)
-on the same view; a figure is the median over rounds of the round's time
-divided by the same round's ``off`` time. The timed batch includes storing
+Each round runs every configuration in turn on the same view, starting one
+configuration later each round (off, gen, full, kolo; then gen, full, kolo,
+off; ...): a process slows a little as it ages, and a fixed order would charge
+that to the configurations that come last. A figure is the median over rounds
+of the round's time divided by the same round's ``off`` time. Before each
+batch, off the clock, the garbage of the earlier ones is collected. The timed batch includes storing
 the traces: kolo_django's writer thread and Kolo's background saves are
 both waited for before the clock stops.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import Any
 
-from .common import VIEW_LABELS, VIEWS, Table, median, quiet, ratio_text, verdict
+from .common import VIEW_LABELS, VIEWS, Table, median, quiet, ratio_text, test_client, verdict
 from .configs import CONFIGS, kolo_settings, middleware_for
 
 WARMUP = 10
@@ -97,20 +101,21 @@ def run_batch(
     """Seconds for ``requests`` GETs of ``path`` under ``config``, and the
     seconds of it spent in each end-of-request phase."""
     from django.conf import settings
-    from django.test import Client, override_settings
+    from django.test import override_settings
 
     with override_settings(
         MIDDLEWARE=middleware_for(config, settings.BASE_MIDDLEWARE),
         KOLO_DJANGO=kolo_settings(config),
     ):
         # A new Client builds a new handler, which loads MIDDLEWARE afresh.
-        client = Client()
+        client = test_client()
         with quiet():
             for _ in range(warmup):
                 client.get(path)
             if config == "kolo":
                 wait_for_kolo()
             flush_kolo_django()
+        gc.collect()
         before = saves()
         phases_before = PHASES.snapshot()
         started = time.perf_counter()
@@ -141,8 +146,10 @@ def run(
         v: {c: [] for c in configs} for v in views
     }
     for round_index in range(rounds):
+        shift = round_index % len(configs)
+        order = configs[shift:] + configs[:shift]
         for view in views:
-            for config in configs:
+            for config in order:
                 elapsed, spent = run_batch(config, VIEWS[view], requests, warmup)
                 times[view][config].append(elapsed)
                 phases[view][config].append(spent)

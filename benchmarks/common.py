@@ -111,6 +111,35 @@ def quiet() -> Iterator[None]:
         yield
 
 
+def test_client() -> Any:
+    """A Django test Client that keeps no earlier request alive.
+
+    Under DEBUG (which Kolo's middleware needs) ``Signal.connect`` checks each
+    receiver through ``django.utils.inspect``'s ``lru_cache(maxsize=512)``; the
+    Client connects a new receiver per request, holding that request's template
+    contexts, so the last 512 requests' pages stay in memory. The heap then
+    grows by several hundred thousand objects, each full garbage collection
+    takes hundreds of milliseconds, and every configuration's time depends on
+    how many of them land in its batch. A real server connects no such
+    receiver: the cache is emptied after each request, in every configuration.
+    """
+    from django.test import Client
+    from django.utils import inspect as django_inspect
+
+    cached = getattr(django_inspect, "_get_func_parameters", None)
+    clear = getattr(cached, "cache_clear", None)
+
+    class BenchClient(Client):
+        def request(self, **request: Any) -> Any:
+            try:
+                return super().request(**request)
+            finally:
+                if clear is not None:
+                    clear()
+
+    return BenchClient()
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 

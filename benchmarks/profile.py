@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .common import VIEWS, Environment, quiet
+from .common import VIEWS, Environment, quiet, test_client
 from .configs import kolo_settings, middleware_for
 from .stub import StubServer
 
@@ -33,13 +33,13 @@ OWN = ("kolo_django", "benchmarks")
 
 def loop(config: str, path: str, requests: int, profiler: cProfile.Profile | None) -> float:
     from django.conf import settings
-    from django.test import Client, override_settings
+    from django.test import override_settings
 
     with override_settings(
         MIDDLEWARE=middleware_for(config, settings.BASE_MIDDLEWARE),
         KOLO_DJANGO=kolo_settings(config),
     ):
-        client = Client()
+        client = test_client()
         with quiet():
             for _ in range(10):
                 client.get(path)
