@@ -5,9 +5,9 @@ configuration later each round (off, gen, full, kolo; then gen, full, kolo,
 off; ...): a process slows a little as it ages, and a fixed order would charge
 that to the configurations that come last. A figure is the median over rounds
 of the round's time divided by the same round's ``off`` time. Before each
-batch, off the clock, the garbage of the earlier ones is collected. The timed batch includes storing
-the traces: kolo_django's writer thread and Kolo's background saves are
-both waited for before the clock stops.
+batch, off the clock, the garbage of the earlier ones is collected. The timed
+batch includes storing the traces: kolo_django's writer thread and Kolo's
+background saves are both waited for before the clock stops.
 """
 
 from __future__ import annotations
