@@ -87,8 +87,17 @@ def _thrown(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"{first} {second} {_total([1])}")
 
 
+def _comprehensions(request: HttpRequest) -> HttpResponse:
+    doubled = [_total([n, n]) for n in range(2)]
+    by_key = {str(n): _total([n]) for n in range(2)}
+    unique = {_total([n]) for n in range(2)}
+    lazy = sum(_total([n]) for n in range(2))
+    return HttpResponse(f"{doubled} {sorted(by_key)} {sorted(unique)} {lazy}")
+
+
 urlpatterns = [
     path("calls/", _view),
+    path("comprehensions/", _comprehensions),
     path("thrown/", _thrown),
     path("interleaved/", _interleaved),
     path("sensitive-library/", _sensitive_library),
@@ -133,6 +142,21 @@ def test_call_tree(client: Client, traces: Any, db: None) -> None:
     assert view_locals["password"] == "[REDACTED]"
     assert view_locals["squares"] == "[0, 1, 4, 9]"
     assert len(view_locals["long_text"]) == 40 and view_locals["long_text"].endswith("…")
+
+
+@override_settings(KOLO_DJANGO=config())
+def test_comprehensions_are_not_calls(client: Client, traces: Any, db: None) -> None:
+    # List, dict and set comprehensions are part of their function, as Python
+    # 3.12 compiles them; a generator expression stays a call on every version.
+    assert client.get("/comprehensions/").content == b"[0, 2] ['0', '1'] [0, 1] 1"
+    _document, calls, returns = recorded_calls(traces)
+    functions = [c["function"].rsplit(".", 1)[-1] for c in calls]
+    assert functions.count("_total") == 8
+    assert set(functions) == {"_comprehensions", "_total", "<genexpr>"}
+    view = calls[0]
+    by_parent = [c["parent"] for c in calls if c["function"] == "_total"]
+    assert by_parent.count(view["id"]) == 6
+    assert returns[view["id"]]["locals"]["doubled"] == "[0, 2]"
 
 
 @override_settings(KOLO_DJANGO=config(CAPTURE_LOCALS=False))

@@ -27,6 +27,7 @@ import sys
 import sysconfig
 import threading
 from functools import lru_cache
+from threading import get_ident
 from types import CodeType, FrameType
 from typing import Any
 
@@ -84,6 +85,10 @@ def reset_caches() -> None:
 # followed, not recorded: the stack is searched for one only while one runs.
 _wrapper_codes: set[CodeType] = set()
 _WRAPPER = ("sensitive_variables_wrapper", "django.views.decorators.debug")
+# Functions of their own before Python 3.12, inlined into the enclosing
+# function since (PEP 709): never calls, so a trace has the same call tree on
+# every version, and their work shows in the enclosing function's locals.
+_COMPREHENSIONS = frozenset(("<listcomp>", "<setcomp>", "<dictcomp>"))
 
 
 def is_project_code(code: CodeType, module: str, config: dict[str, Any]) -> bool:
@@ -92,6 +97,8 @@ def is_project_code(code: CodeType, module: str, config: dict[str, Any]) -> bool
         if (code.co_name, module) == _WRAPPER:
             _wrapper_codes.add(code)
             decision = True
+        elif code.co_name in _COMPREHENSIONS:
+            decision = False
         else:
             decision = _decide(code.co_filename, module, config)
         _project_code[code] = decision
@@ -151,6 +158,7 @@ class CallTracker:
         return self.stacks.setdefault(threading.get_ident(), [])
 
     def on_call(self, frame: FrameType) -> None:
+        # Runs for every project call: attribute and method lookups are kept few.
         code = frame.f_code
         if code in _wrapper_codes:
             self.wrappers += 1
@@ -158,7 +166,9 @@ class CallTracker:
         recorder = self.recorder
         if recorder.mode is not None or recorder.own_work_depth:
             return
-        stack = self._stack()
+        stack = self.stacks.get(get_ident())
+        if stack is None:
+            stack = self._stack()
         self.next_id += 1
         call_id = self.next_id
         info = _code_info.get(code)
@@ -169,7 +179,11 @@ class CallTracker:
         if recorder.full():
             recorder.dropped_events += 1
             return
-        sensitive = self._sensitive(frame, parent)
+        if parent is None or self.wrappers or code.co_flags & inspect.CO_COROUTINE:
+            sensitive = self._sensitive(frame, parent)
+        else:
+            # No wrapper runs below the parent: only its own marks apply.
+            sensitive = self.sensitive.get(parent[0]) if self.sensitive else None
         if sensitive:
             self.sensitive[call_id] = sensitive
         recorder.add(
@@ -196,11 +210,6 @@ class CallTracker:
             return inherited
         return sensitive_variables(frame, stop=parent[1], walk=self.wrappers > 0)
 
-    def _locals(self, frame: FrameType, sensitive: Any) -> dict[str, str]:
-        return safe_locals(
-            frame.f_locals, self.limit, self.max_locals, sensitive, self.recorder.secrets
-        )
-
     def on_return(
         self, frame: FrameType, value: Any, exception: BaseException | None = None
     ) -> None:
@@ -210,26 +219,32 @@ class CallTracker:
         recorder = self.recorder
         if recorder.mode is not None or recorder.own_work_depth:
             return
-        self.suspended.pop(frame, None)
-        stack = self.stacks.get(threading.get_ident())
+        if self.suspended:
+            self.suspended.pop(frame, None)
+        stack = self.stacks.get(get_ident())
         if not stack or stack[-1][1] is not frame:
             return  # a frame whose call was not recorded
-        call_id, _frame = stack.pop()
-        sensitive = self.sensitive.pop(call_id, None)
+        call_id = stack.pop()[0]
+        sensitive = self.sensitive.pop(call_id, None) if self.sensitive else None
         if recorder.full():
             recorder.dropped_events += 1
             return
-        event: dict[str, Any] = {"type": "return", "id": call_id}
         if exception is not None:
-            event["exception"] = (
-                f"{type(exception).__name__}: {safe_repr(str(exception), self.limit)}"
-            )
-        elif sensitive == "__ALL__":
-            event["value"] = REDACTED
+            event: dict[str, Any] = {
+                "type": "return",
+                "id": call_id,
+                "exception": f"{type(exception).__name__}: {safe_repr(str(exception), self.limit)}",
+            }
         else:
-            event["value"] = safe_repr(value, self.limit)
+            event = {
+                "type": "return",
+                "id": call_id,
+                "value": REDACTED if sensitive == "__ALL__" else safe_repr(value, self.limit),
+            }
         if self.capture_locals:
-            event["locals"] = self._locals(frame, sensitive)
+            event["locals"] = safe_locals(
+                frame.f_locals, self.limit, self.max_locals, sensitive, recorder.secrets
+            )
         recorder.add(event)
 
     def on_suspend(self, frame: FrameType) -> None:

@@ -7,6 +7,7 @@ Never evaluates a QuerySet or a lazy object, and never lets a broken
 from __future__ import annotations
 
 import threading
+from itertools import islice
 from typing import Any
 
 from django.db.models import Model, QuerySet
@@ -42,7 +43,13 @@ def _kind(cls: type) -> str:
 
 
 def _repr(value: Any, limit: int, depth: int) -> str:
-    kind = _kind(type(value))
+    cls = type(value)
+    # Most locals and their items: answered before the dispatch on kind.
+    if cls in _PLAIN_TYPES:
+        return repr(value)
+    if cls is str:
+        return repr(value[:limit])
+    kind = _kind(cls)
     if kind == "plain":
         return repr(value)
     if kind == "str":
@@ -82,16 +89,23 @@ _KIND_ORDER: tuple[tuple[type | tuple[type, ...], str], ...] = (
     ((list, tuple, set, frozenset, dict), "container"),
 )
 _KINDS: dict[type, str] = {}
+# Exact types whose builtin repr is the one shown.
+_PLAIN_TYPES = frozenset((int, float, bool, type(None)))
+_FLAT_TYPES = _PLAIN_TYPES | {str}
+_STR = frozenset((str,))
 
 
 def _container(value: Any, limit: int, depth: int) -> str:
     if depth >= 2:
         return f"<{type(value).__name__} of {len(value)}>"
+    if _flat(value, limit):
+        # The text the loop below would make, up to the length limit.
+        return repr(value)
     parts: list[str] = []
     used = 0
-    items = list(value.items())[:20] if isinstance(value, dict) else list(value)[:20]
-    for item in items:
-        if isinstance(value, dict):
+    is_dict = isinstance(value, dict)
+    for item in islice(value.items() if is_dict else value, 20):
+        if is_dict:
             key, val = item
             shown = (
                 REDACTED
@@ -114,6 +128,38 @@ def _container(value: Any, limit: int, depth: int) -> str:
     if isinstance(value, tuple):
         return "(" + body + ("," if len(value) == 1 else "") + ")"
     return f"{type(value).__name__}({{{body}}})"
+
+
+def _flat(value: Any, limit: int) -> bool:
+    """A list, tuple or dict of at most 20 plain values and strings within
+    the limit, with no secret key: its builtin repr is safe, and shows it."""
+    if len(value) > 20:
+        return False
+    cls = type(value)
+    if cls is dict:
+        if not _flat_items(value.values(), limit):
+            return False
+        keys = _flat_items(value, limit)
+        if keys == "str":
+            return not any(map(is_secret_key, value))
+        if keys == "mixed":
+            return not any(is_secret_key(key) for key in value if type(key) is str)
+        return bool(keys)
+    return (cls is list or cls is tuple) and bool(_flat_items(value, limit))
+
+
+def _flat_items(items: Any, limit: int) -> str | bool:
+    """True for plain values only; "str" for strings only and "mixed" for
+    both, the strings within the limit; False otherwise."""
+    types = set(map(type, items))
+    if types <= _PLAIN_TYPES:
+        return True
+    if types == _STR:
+        # Strings only: one C-level pass finds the longest.
+        return "str" if max(map(len, items)) <= limit else False
+    if types <= _FLAT_TYPES:
+        return "mixed" if all(len(x) <= limit for x in items if type(x) is str) else False
+    return False
 
 
 def _guarded_repr(value: Any) -> str:

@@ -1,0 +1,69 @@
+"""Reprs of locals and return values: the builtin repr of a flat container
+must show what the general path shows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kolo_django.recording import reprs
+from kolo_django.recording.redact import REDACTED
+
+VALUES = [
+    1.25,
+    None,
+    "short",
+    "x" * 300,
+    [],
+    (),
+    {},
+    (1,),
+    ("a",),
+    [0.5] * 5,
+    list(range(20)),
+    list(range(21)),
+    tuple(range(25)),
+    [True, False, None, 2, 2.5, "s"],
+    ["a" * 199] * 3,
+    ["x" * 250],
+    {"city": "Paris", "rain": False, "hours": list(range(12))},
+    {"x": "y" * 150, "z": "w" * 150},
+    {1: 2, 3: 4},
+    {1: "a", "b": 2},
+    {"a": [1, [2, [3]]]},
+    {"password": "hunter2-long", "user": "ann"},
+    {"token": 1},
+    [[1, 2], [3, [4]]],
+    {1, 2},
+    frozenset({"a"}),
+    [float("nan"), float("inf"), -0.0],
+    [10**30, -(10**30)],
+]
+
+
+@pytest.mark.parametrize("limit", [20, 200])
+@pytest.mark.parametrize("value", VALUES, ids=repr)
+def test_flat_containers_show_what_the_general_path_shows(
+    value: Any, limit: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = reprs.safe_repr(value, limit)
+    monkeypatch.setattr(reprs, "_flat", lambda value, limit: False)
+    assert fast == reprs.safe_repr(value, limit)
+    assert len(fast) <= limit
+
+
+def test_which_containers_are_flat() -> None:
+    assert reprs._flat([1, 2.5, None, True], 200)
+    assert reprs._flat(("a", "b"), 200)
+    assert reprs._flat({"a": 1, "b": "c"}, 200)
+    assert not reprs._flat(["a" * 201], 200)  # shown cut, not whole
+    assert not reprs._flat(list(range(21)), 200)  # the first 20 only
+    assert not reprs._flat({"password": "x"}, 200)  # hidden
+    assert not reprs._flat([[1]], 200)
+    assert not reprs._flat({1, 2}, 200)  # set() shows as {…}
+
+
+def test_secret_keys_stay_hidden() -> None:
+    shown = reprs.safe_repr({"password": "hunter2", "user": "ann"}, 200)
+    assert shown == f"{{'password': {REDACTED}, 'user': 'ann'}}"
