@@ -67,3 +67,13 @@ def test_which_containers_are_flat() -> None:
 def test_secret_keys_stay_hidden() -> None:
     shown = reprs.safe_repr({"password": "hunter2", "user": "ann"}, 200)
     assert shown == f"{{'password': {REDACTED}, 'user': 'ann'}}"
+
+
+def test_an_int_too_long_for_str_is_shown_as_a_failed_repr() -> None:
+    huge = 10**5000  # beyond the default limit of 4,300 digits
+    assert reprs.safe_repr(huge) == "<int (repr failed: ValueError)>"
+    assert reprs.safe_repr([1, huge]) == "<list (repr failed: ValueError)>"
+    assert reprs.safe_locals({"n": huge, "m": 2}, 200, 25) == {
+        "n": "<int (repr failed: ValueError)>",
+        "m": "2",
+    }

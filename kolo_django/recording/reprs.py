@@ -22,7 +22,11 @@ _PLAIN = (int, float, bool, type(None))
 
 
 def safe_repr(value: Any, limit: int = 200, depth: int = 0) -> str:
-    text = _repr(value, limit, depth)
+    try:
+        text = _repr(value, limit, depth)
+    except ValueError:
+        # An int beyond sys.get_int_max_str_digits(), alone or in a container.
+        return f"<{type(value).__qualname__} (repr failed: ValueError)>"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
