@@ -94,7 +94,7 @@ _KIND_ORDER: tuple[tuple[type | tuple[type, ...], str], ...] = (
 )
 _KINDS: dict[type, str] = {}
 # Exact types whose builtin repr is the one shown.
-_PLAIN_TYPES = frozenset((int, float, bool, type(None)))
+_PLAIN_TYPES = frozenset(_PLAIN)
 _FLAT_TYPES = _PLAIN_TYPES | {str}
 _STR = frozenset((str,))
 
@@ -141,29 +141,23 @@ def _flat(value: Any, limit: int) -> bool:
         return False
     cls = type(value)
     if cls is dict:
-        if not _flat_items(value.values(), limit):
-            return False
-        keys = _flat_items(value, limit)
-        if keys == "str":
-            return not any(map(is_secret_key, value))
-        if keys == "mixed":
-            return not any(is_secret_key(key) for key in value if type(key) is str)
-        return bool(keys)
-    return (cls is list or cls is tuple) and bool(_flat_items(value, limit))
+        return (
+            _flat_items(value.values(), limit)
+            and _flat_items(value, limit)
+            and not any(is_secret_key(key) for key in value if type(key) is str)
+        )
+    return (cls is list or cls is tuple) and _flat_items(value, limit)
 
 
-def _flat_items(items: Any, limit: int) -> str | bool:
-    """True for plain values only; "str" for strings only and "mixed" for
-    both, the strings within the limit; False otherwise."""
+def _flat_items(items: Any, limit: int) -> bool:
+    """Plain values and strings within the limit only."""
     types = set(map(type, items))
     if types <= _PLAIN_TYPES:
         return True
     if types == _STR:
         # Strings only: one C-level pass finds the longest.
-        return "str" if max(map(len, items)) <= limit else False
-    if types <= _FLAT_TYPES:
-        return "mixed" if all(len(x) <= limit for x in items if type(x) is str) else False
-    return False
+        return max(map(len, items)) <= limit
+    return types <= _FLAT_TYPES and all(len(x) <= limit for x in items if type(x) is str)
 
 
 def _guarded_repr(value: Any) -> str:
