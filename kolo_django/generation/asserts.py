@@ -158,7 +158,9 @@ class AssertionsMixin:
                     else:
                         out.append(Assertion("equal", Code(f"{var}.{f.name}"), ref))
                 else:
-                    out.append(Assertion("equal", Code(f"{var}.{f.name}"), from_trace(after, f)))
+                    ref = self.generic_ref(write.model, self.row_state[key], f.attname)
+                    value = ref if ref is not None else from_trace(after, f)
+                    out.append(Assertion("equal", Code(f"{var}.{f.name}"), value))
         for write in writes:
             if (
                 write.op == "delete"

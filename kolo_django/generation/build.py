@@ -31,7 +31,15 @@ from .plan import (
     headers_code,
 )
 from .rows import RowSet, Write, pk_key
-from .seeds import REDACTED, SeedRow, Seeds, natural_reference, snake
+from .seeds import (
+    REDACTED,
+    SeedRow,
+    Seeds,
+    content_type_model,
+    generic_fks,
+    natural_reference,
+    snake,
+)
 from .values import Code, from_trace, literal
 
 TEST_PASSWORD = "kolo-test-password"
@@ -117,6 +125,17 @@ class PlanBuilder(AssertionsMixin):
         if key in self.created_vars:
             return Code(self.created_vars[key])
         return natural_reference(model, value, self.rowset)
+
+    def generic_ref(
+        self, model: type[models.Model], values: dict[str, Any], attname: str
+    ) -> Code | None:
+        """``<row>.pk`` for the object id of a GenericForeignKey whose row the
+        test knows: its recorded id would not be the one the test's row gets."""
+        for ct_field, fk_field in generic_fks(model):
+            if fk_field.attname == attname and values.get(attname) is not None:
+                target = content_type_model(values.get(ct_field.attname), self.rowset)
+                return self.pk_code(target, values[attname]) if target is not None else None
+        return None
 
     def pk_code(self, model: type[models.Model], value: Any) -> Code | None:
         ref = self.ref_code(model, value)
@@ -550,6 +569,10 @@ class PlanBuilder(AssertionsMixin):
                     ref = self.ref_code(f.related_model, value)
                     if ref is not None:
                         filters[f.name] = ref
+                    continue
+                ref = self.generic_ref(write.model, write.values, f.attname)
+                if ref is not None:
+                    filters[f.name] = ref
                     continue
                 decoded = decode_value(value)
                 if (decoded is None and f.null) or (decoded == "" and f.blank):

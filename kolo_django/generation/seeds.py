@@ -263,7 +263,12 @@ def generic_fks(model: type[models.Model]) -> list[tuple[Any, Any]]:
 
 
 def generic_target(row: Row, ct_field: Any, rowset: RowSet) -> type[models.Model] | None:
-    app_label, name = _content_type(row.values.get(ct_field.attname), rowset)
+    return content_type_model(row.values.get(ct_field.attname), rowset)
+
+
+def content_type_model(pk: Any, rowset: RowSet) -> type[models.Model] | None:
+    """The model of the content type with this recorded pk."""
+    app_label, name = _content_type(pk, rowset)
     return get_model(f"{app_label}.{name}") if app_label else None
 
 

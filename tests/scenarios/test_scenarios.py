@@ -192,6 +192,16 @@ def test_flow_creates_the_row_it_edits(scenario_run: ScenarioRun, style: str) ->
     assert 0 < create < lookup < edit, _excerpt(source)
 
 
+@pytest.mark.parametrize("style", STYLES)
+def test_generic_object_id_refers_to_the_seeded_row(scenario_run: ScenarioRun, style: str) -> None:
+    """A review's object_id is the product's id in the test's database, not the
+    recorded one (on PostgreSQL the two differ with the tests' order)."""
+    source = _generated(scenario_run, "review_product")[style]
+    assert scenario_run.outcome(style, "review_product").passed
+    assert re.search(r"object_id=product(_\d+)?\.pk,", source), _excerpt(source)
+    assert re.search(r"object_id=\d", source) is None, _excerpt(source)
+
+
 # --- a suite from a browsing session ------------------------------------------------------
 
 
