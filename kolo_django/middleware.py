@@ -22,6 +22,7 @@ from django.http import HttpRequest, HttpResponseBase
 from . import __version__, storage, trace
 from .conf import get_config, ignore_patterns, recording_enabled
 from .recording import frames
+from .recording.orm import run_backing_reads
 from .recording.recorder import Recorder, activate, fault
 from .recording.request import capture_request, capture_response
 
@@ -114,6 +115,11 @@ class KoloMiddleware:
             return None
         try:
             duration = recorder.elapsed_ms()
+            run_backing_reads(recorder)
+        except Exception:
+            fault("backing rows", recorder, "backing rows")
+            return None
+        try:
             with recorder.in_mode("silent"):
                 request_section = capture_request(request, recorder)
                 response_section = capture_response(response, recorder, recorder.templates)

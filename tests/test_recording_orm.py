@@ -60,6 +60,24 @@ def _aggregates(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"value": value})
 
 
+def _count_first(request: HttpRequest) -> JsonResponse:
+    from todos.models import Todo
+
+    # A paginator's order: the count, then the page; or the count, then a write.
+    total = Todo.objects.count()
+    then = request.GET["then"]
+    if then == "page":
+        page = [t.title for t in Todo.objects.order_by("pk")[:5]]
+        return JsonResponse({"total": total, "page": page})
+    first = Todo.objects.order_by("pk").first()
+    if then == "update":
+        first.title = "Changed after the count"
+        first.save()
+    else:
+        Todo.objects.all().delete()
+    return JsonResponse({"total": total})
+
+
 def _raw(request: HttpRequest) -> JsonResponse:
     how = request.GET.get("how", "fetchall")
     with connection.cursor() as cursor:
@@ -80,6 +98,7 @@ urlpatterns = [
     path("prefetch/", _prefetch),
     path("tags-each/", _tags_each),
     path("aggregates/", _aggregates),
+    path("count-first/", _count_first),
     path("raw/", _raw),
 ]
 
@@ -218,6 +237,66 @@ def test_rows_are_not_stored_twice(client: Client, traces: Any, seeded: None) ->
     assert rows_of(page, "id") == pks[:3]
     assert sorted(rows_of(backing, "id")) == pks[3:]
     assert len(events(document, "sql")) == 3
+
+
+def _position(document: dict[str, Any], event: dict[str, Any]) -> int:
+    return next(i for i, e in enumerate(document["events"]) if e is event)
+
+
+def _count_first_trace(client: Client, traces: Any, then: str) -> dict[str, Any]:
+    response = client.get(f"/count-first/?then={then}")
+    assert response.status_code == 200
+    return only_trace(traces)[1]
+
+
+def test_rows_behind_a_count_wait_for_the_page(client: Client, traces: Any, seeded: None) -> None:
+    from todos.models import Todo
+
+    document = _count_first_trace(client, traces, "page")
+    pks = sorted(Todo.objects.values_list("pk", flat=True))
+    (page,) = events(document, "orm", model="todos.todo", source="query")
+    (backing,) = events(document, "orm", model="todos.todo", source="backing")
+    # Read when the request ended, after the page: its rows are not read twice.
+    assert rows_of(page, "id") == pks[:5]
+    assert sorted(rows_of(backing, "id")) == pks[5:]
+    assert _position(document, backing) > _position(document, page)
+
+
+@pytest.mark.parametrize("then", ["update", "delete"])
+def test_rows_behind_a_count_are_read_before_a_write(
+    client: Client, traces: Any, seeded: None, then: str
+) -> None:
+    from todos.models import Todo
+
+    titles = dict(Todo.objects.values_list("pk", "title"))
+    document = _count_first_trace(client, traces, then)
+    (backing,) = events(document, "orm", model="todos.todo", source="backing")
+    (write,) = [e for e in events(document, "sql") if e["statement"] in ("UPDATE", "DELETE")][:1]
+    assert _position(document, backing) < _position(document, write)
+    # Every row as the count saw it, not yet changed nor deleted: as backing
+    # rows, or as the rows .first() (and delete()'s collector) read before.
+    recorded: dict[int, str] = {}
+    for event in events(document, "orm", model="todos.todo"):
+        assert _position(document, event) < _position(document, write)
+        for pk, title in zip(rows_of(event, "id"), rows_of(event, "title"), strict=True):
+            assert pk not in recorded
+            recorded[pk] = title
+    assert recorded == titles
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_behind_a_count_outside_a_transaction(client: Client, traces: Any) -> None:
+    from django.core.management import call_command
+    from todos.models import Todo
+
+    call_command("seed_example", todos=60, stdout=open("/dev/null", "w"))
+    titles = dict(Todo.objects.values_list("pk", "title"))
+    assert not connection.in_atomic_block
+    document = _count_first_trace(client, traces, "update")
+    (backing,) = events(document, "orm", model="todos.todo", source="backing")
+    recorded = dict(zip(rows_of(backing, "id"), rows_of(backing, "title"), strict=True))
+    assert recorded == {pk: title for pk, title in titles.items() if pk != min(titles)}
+    assert Todo.objects.get(pk=min(titles)).title == "Changed after the count"
 
 
 @pytest.mark.parametrize("how", ["fetchall", "fetchmany", "fetchone", "iterate"])

@@ -2,9 +2,12 @@
 queries that build none (aggregates, ``exists()``, ``values()``, raw SQL).
 
 The second part is what lets generation reproduce a view that only counts:
-before such a query runs, the same FROM/WHERE is asked for the full rows of
-each table it touches (bounded by ``MAX_BACKING_ROWS``), with nothing of it
-recorded as SQL.
+the same FROM/WHERE is asked for the full rows of each table such a query
+touches (bounded by ``MAX_BACKING_ROWS``), with nothing of it recorded as SQL.
+That read waits until the data may change (before the next statement that may
+write) or the request ends: by then the page's own rows are usually read, and
+a row recorded already costs no conversion (a paginated list counts its table
+before it reads its page).
 """
 
 from __future__ import annotations
@@ -227,6 +230,8 @@ def record_query_backing_rows(
     recorder = current()
     if recorder is None or recorder.mode is not None or query.combinator:
         return None
+    if not include_base and len(query.alias_map) < 2:
+        return None  # no table joined: from_db records every row the query returns
     limit = recorder.config["MAX_BACKING_ROWS"]
     if not limit:
         return None
@@ -258,8 +263,10 @@ def record_query_backing_rows(
         and query.high_mark is None
         and not first_only
     )
+    sub = None
     with recorder.in_mode("backing"):
         try:
+            # Built now: the caller's query may change before the read runs.
             sub = query.clone()
             sub.clear_ordering(force=True)
             sub.clear_select_clause()
@@ -272,13 +279,40 @@ def record_query_backing_rows(
             )
             # Relative to any slice the query has, and clamped to it.
             sub.set_limits(high=1 if first_only else limit)
-            if _record_rows(recorder, using, sub, [m for _a, m in tables], limit) and whole:
-                recorder.whole_tables.add((tables[0][1], using))
         except Exception as exc:
-            logger.debug("kolo_django: no backing rows for %s (%s)", query.base_table, exc)
-            for _table_alias, model in tables:
-                _snapshot_table(recorder, model, using, limit)
+            logger.debug("kolo_django: no backing query for %s (%s)", query.base_table, exc)
+            sub = None
+    recorder.backing_reads.append((using, sub, [m for _a, m in tables], limit, whole))
     return links
+
+
+# Statements that change no row: the backing reads need not run before them.
+# (A ROLLBACK TO SAVEPOINT undoes only writes, and every write ran them.)
+KEEPS_ROWS = frozenset(("SELECT", "SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "COMMIT"))
+
+
+def run_backing_reads(recorder: Recorder) -> None:
+    """The backing reads waiting since their queries ran, in order: the
+    data has not changed since (the recorder runs them before any statement
+    that may write), and rows recorded since then are known by their id."""
+    reads = recorder.backing_reads
+    if not reads:
+        return
+    recorder.backing_reads = []
+    whole_tables = recorder.whole_tables
+    with recorder.in_mode("backing"):
+        for using, sub, models, limit, whole in reads:
+            if all((model, using) in whole_tables for model in models):
+                continue  # every row of these tables is in the trace already
+            try:
+                if sub is None:
+                    raise ValueError("the backing query could not be built")
+                if _record_rows(recorder, using, sub, models, limit) and whole:
+                    whole_tables.add((models[0], using))
+            except Exception as exc:
+                logger.debug("kolo_django: no backing rows for %s (%s)", models, exc)
+                for model in models:
+                    _snapshot_table(recorder, model, using, limit)
 
 
 class LinkRows:
@@ -410,6 +444,12 @@ def _record_rows(
     ``models`` in turn; True when every row it has was read (fewer than
     ``limit``, none left out)."""
     compiler = query.get_compiler(using=using)
+    connection = compiler.connection
+    results = compiler.execute_sql(MULTI)
+    # Django's converters (dates parsed from text, decimals...) run only on
+    # the rows kept, and only on their own columns: a row recorded already is
+    # known by its id alone.
+    converters = compiler.get_converters([s[0] for s in compiler.select[: compiler.col_count]])
     segments = []
     at = 0
     for model in models:
@@ -417,22 +457,28 @@ def _record_rows(
         event = _group(recorder, model, using, "backing", tuple(name for _f, name, _s in plan))
         if event is None:
             return False
+        end = at + len(plan)
         pk_at = at + [name for _f, name, _s in plan].index(model._meta.pk.attname)
-        segments.append((model, plan, at, pk_at, event, _instance_plan(model)[2]))
-        at += len(plan)
+        columns = tuple(
+            (pos - at, funcs, expression)
+            for pos, (funcs, expression) in converters.items()
+            if at <= pos < end
+        )
+        segments.append(
+            (model, plan, at, end, pk_at, converters.get(pk_at), columns, event)
+            + (_instance_plan(model)[2],)
+        )
+        at = end
     seen = recorder.rows_seen
     read = 0
-    results = compiler.execute_sql(MULTI)
-    # Django's converters (dates parsed from text, decimals...) run only on
-    # the rows kept: a row recorded already is known by its id alone.
-    converters = compiler.get_converters([s[0] for s in compiler.select[: compiler.col_count]])
-    id_converters = {at: c for at, c in converters.items() if any(at == seg[3] for seg in segments)}
     for raw in chain.from_iterable(results):
         read += 1
-        ids = next(compiler.apply_converters([raw], id_converters)) if id_converters else raw
-        row = None
-        for model, plan, start, pk_at, event, secrets in segments:
-            pk = ids[pk_at]
+        for model, plan, start, end, pk_at, pk_converters, columns, event, secrets in segments:
+            pk = raw[pk_at]
+            if pk_converters is not None:
+                funcs, expression = pk_converters
+                for func in funcs:
+                    pk = func(pk, expression, connection)
             if pk is None:
                 continue  # no row of this table joined (an outer join)
             # A row already recorded whole (the page's rows behind its count):
@@ -440,13 +486,17 @@ def _record_rows(
             key = _row_key(model, using, pk)
             if key is not None and key in seen:
                 continue
-            if row is None:
-                row = next(compiler.apply_converters([raw], converters)) if converters else raw
             if not _room(recorder, event):
                 return False
-            event["rows"].append(
-                _encoded_row(recorder, plan, row[start : start + len(plan)], None, secrets)
-            )
+            values = raw[start:end]
+            if columns:
+                values = list(values)
+                for i, funcs, expression in columns:
+                    value = values[i]
+                    for func in funcs:
+                        value = func(value, expression, connection)
+                    values[i] = value
+            event["rows"].append(_encoded_row(recorder, plan, values, None, secrets))
             if key is not None:
                 seen.add(key)
     return read < limit

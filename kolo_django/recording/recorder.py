@@ -57,6 +57,8 @@ class Recorder:
         self.rows_seen: set[tuple[Any, ...]] = set()
         # (model, alias) of tables whose every row is recorded as backing rows.
         self.whole_tables: set[tuple[Any, str]] = set()
+        # Backing reads waiting to run (see orm.run_backing_reads).
+        self.backing_reads: list[tuple[Any, ...]] = []
         self.session_before: dict[str, Any] | None = None
         self.secrets: set[str] = set()
         self.faults: list[str] = []

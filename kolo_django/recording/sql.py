@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from ..trace import encode_value
-from .orm import builds_instances
+from .orm import KEEPS_ROWS, builds_instances, run_backing_reads
 from .recorder import Recorder, current, fault
 from .redact import DB_SECRET_MIN, REDACTED, collect, is_secret_key
 
@@ -25,6 +25,12 @@ def execute_wrapper(
     recorder = current()
     if recorder is None or recorder.mode is not None:
         return execute(sql, params, many, context)
+    if recorder.backing_reads and statement_kind(sql) not in KEEPS_ROWS:
+        # The rows behind earlier counts, before this statement may change them.
+        try:
+            run_backing_reads(recorder)
+        except Exception:
+            fault("backing rows", recorder, "backing rows")
     connection = context["connection"]
     started = recorder.elapsed_ms()
     error = None
