@@ -89,13 +89,22 @@ def saves() -> int:
 
 
 def store_recorded(document: dict[str, Any], secrets: set[str]) -> None:
-    """Redact and store a just-recorded document: in a writer thread, or here
-    when running under tests (a test reads the trace right after its request),
-    with ``STORE_IN_BACKGROUND`` off, or when the writer is behind."""
+    """Redact, serialise and compress a just-recorded document, then store it:
+    in a writer thread, or here when running under tests (a test reads the
+    trace right after its request), with ``STORE_IN_BACKGROUND`` off, or when
+    the writer is behind.
+
+    The first part runs here, in the request: it holds the GIL either way,
+    and the document's many objects are freed at once instead of waiting in
+    the queue, where the garbage collector would walk them again and again.
+    The writer is left the insert and the commit, which wait on the database."""
+    row = _prepare(document, secrets)
+    if row is None:
+        return
     if get_config()["STORE_IN_BACKGROUND"] and not is_test_run():
-        if _writer.submit(document, secrets):
+        if _writer.submit(row):
             return
-    _store_batch([(document, secrets)])
+    _store_rows([row])
 
 
 def flush(timeout: float | None = None) -> bool:
@@ -126,11 +135,8 @@ def _prepare(document: dict[str, Any], secrets: set[str]) -> Trace | None:
     return trace_row(document, data)
 
 
-def _store_batch(items: list[tuple[dict[str, Any], set[str]]]) -> None:
+def _store_rows(rows: list[Trace]) -> None:
     global _saves
-    rows = [row for row in (_prepare(d, s) for d, s in items) if row is not None]
-    if not rows:
-        return
     stored = 0
     with paused():
         try:
@@ -168,7 +174,7 @@ def insert_rows(rows: list[Trace]) -> None:
 
 
 class _Writer:
-    """One daemon thread that stores the traces requests hand over, a batch
+    """One daemon thread that inserts the trace rows requests hand over, a batch
     per transaction. Nothing is lost at exit: ``flush`` runs at ``atexit``.
 
     A request only appends its trace: the writer is woken by the first trace
@@ -182,7 +188,7 @@ class _Writer:
         self.lock = threading.RLock()
         self.idle = threading.Condition(self.lock)
         self.wake = threading.Condition(self.lock)
-        self.items: list[tuple[dict[str, Any], set[str]]] = []
+        self.items: list[Trace] = []
         # Traces queued or being written.
         self.pending = 0
         # Set by flush(): write what is queued now.
@@ -190,7 +196,7 @@ class _Writer:
         self.thread: threading.Thread | None = None
         self.pid = 0
 
-    def submit(self, document: dict[str, Any], secrets: set[str]) -> bool:
+    def submit(self, row: Trace) -> bool:
         with self.lock:
             if self.pending >= MAX_QUEUED:
                 return False
@@ -204,13 +210,13 @@ class _Writer:
                     target=self._run, name="kolo_django-writer", daemon=True
                 )
                 self.thread.start()
-            self.items.append((document, secrets))
+            self.items.append(row)
             self.pending += 1
             if len(self.items) in (1, BATCH):
                 self.wake.notify()
         return True
 
-    def _take(self) -> list[tuple[dict[str, Any], set[str]]]:
+    def _take(self) -> list[Trace]:
         """The next batch, once full, lingered for, or hurried."""
         with self.lock:
             while not self.items:
@@ -231,7 +237,7 @@ class _Writer:
         while True:
             items = self._take()
             try:
-                _store_batch(items)
+                _store_rows(items)
             except Exception:
                 fault("storage", None, "traces (storage)")
             finally:

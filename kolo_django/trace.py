@@ -25,6 +25,11 @@ try:
 except ImportError:  # no wheel for this platform: the standard library's json
     orjson = None  # type: ignore[assignment]
 
+try:
+    import zstandard
+except ImportError:  # no wheel for this platform: zlib, slower for a larger size
+    zstandard = None  # type: ignore[assignment]
+
 SCHEMA_VERSION = 2
 TRACE_ID_RE = re.compile(r"^trc_[0-9A-HJKMNP-TV-Z]{26}$")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -183,14 +188,43 @@ def dumps(document: dict[str, Any]) -> bytes:
     return data
 
 
+# Zstandard at level 3 compresses a trace about eight times faster than zlib
+# at level 6, to about the same size: fast enough to run in the request.
+ZSTD_LEVEL = 3
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def new_compressor() -> Any:
+    """A streaming compressor (``compress()``, then ``flush()``)."""
+    if zstandard is not None:
+        return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj()
+    return zlib.compressobj(6)
+
+
+def decompress(data: bytes) -> bytes:
+    """A stored document's JSON: Zstandard, or zlib (the format of kolo_django
+    0.1's traces, and of an installation without the zstandard package)."""
+    if data[:4] == ZSTD_MAGIC:
+        if zstandard is None:
+            raise ValueError("a Zstandard-compressed document needs the zstandard package")
+        decompressor = zstandard.ZstdDecompressor().decompressobj()
+        try:
+            text = decompressor.decompress(data)
+        except zstandard.ZstdError as exc:
+            raise ValueError(str(exc)) from None
+        if not decompressor.eof:
+            raise ValueError("the compressed document is cut short")
+        return text
+    return zlib.decompress(data)
+
+
 def dumps_checked(document: dict[str, Any], check: Callable[[str], bool] | None) -> bytes | None:
     """:func:`dumps`, showing ``check`` each piece of JSON text before it is
     compressed; when ``check`` returns True, stops and returns None."""
-    compressor = zlib.compressobj(6)
+    compressor = new_compressor()
     out: list[bytes] = []
-    # Text is compressed a megabyte at a time: a usual document in one call
-    # (zlib runs without the GIL, and each call hands it over), a large one
-    # without all its JSON text in memory at once.
+    # Text is compressed a megabyte at a time: a usual document in one call,
+    # a large one without all its JSON text in memory at once.
     pending: list[bytes] = []
     size = 0
 
@@ -230,7 +264,7 @@ def dumps_checked(document: dict[str, Any], check: Callable[[str], bool] | None)
 
 def loads(data: bytes | memoryview) -> dict[str, Any]:
     try:
-        text = zlib.decompress(bytes(data))
+        text = decompress(bytes(data))
         document = _loads_json(text)
     except (zlib.error, UnicodeDecodeError, ValueError) as exc:
         raise TraceFormatError(f"the stored document is corrupt ({exc})") from None

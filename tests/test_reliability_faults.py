@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 import re
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -234,8 +233,8 @@ def _inject(stage: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iter
             monkeypatch.setattr(trace, "orjson", _Module(trace.orjson, "dumps", injector))
         yield injector
     elif stage == "compression":
-        injector = Injector(lambda: zlib.error("Error -2 while compressing data"))
-        monkeypatch.setattr(trace, "zlib", _Module(zlib, "compressobj", injector))
+        injector = Injector(lambda: ValueError("the compressor failed"))
+        monkeypatch.setattr(trace, "new_compressor", injector)
         yield injector
     elif stage == "storage: broken database path":
         broken = tmp_path / "no-such-folder" / "traces.sqlite3"

@@ -107,12 +107,35 @@ def test_both_encoders_write_the_same_document(
         "when": dt.datetime(2025, 3, 3, 9, 30),  # not encoded: default=str, as json.dumps
     }
     data = trace.dumps(doc)
-    text = zlib.decompress(data).decode("utf-8")
+    text = trace.decompress(data).decode("utf-8")
     assert '"big":1180591620717411303424' in text
     assert '"when":"2025-03-03 09:30:00"' in text
     assert text == trace._json(doc)
     loaded = trace.loads(data)
     assert loaded["events"][1199] == {"type": "call", "id": 1199, "text": "é ✓ \u2028"}
+
+
+def test_documents_are_stored_zstandard_compressed() -> None:
+    pytest.importorskip("zstandard")
+    doc = document(note="x" * 5000)
+    data = trace.dumps(doc)
+    assert data[:4] == trace.ZSTD_MAGIC
+    assert len(data) < 1000
+    assert trace.loads(data) == doc
+    with pytest.raises(trace.TraceFormatError, match="cut short"):
+        trace.loads(data[:-4])
+    with pytest.raises(trace.TraceFormatError, match="corrupt"):
+        trace.loads(trace.ZSTD_MAGIC + b"not a frame")
+
+
+def test_zlib_documents_still_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Traces stored by an earlier version, or where zstandard has no wheel."""
+    doc = document(note="zlib")
+    assert trace.loads(zlib.compress(trace._json(doc).encode())) == doc
+    monkeypatch.setattr(trace, "zstandard", None)
+    data = trace.dumps(doc)
+    assert zlib.decompress(data) == trace._json(doc).encode()
+    assert trace.loads(data) == doc
 
 
 def test_documents_with_nan_tokens_still_load() -> None:
@@ -193,6 +216,23 @@ def test_writer_thread_stores_redacted_traces_in_batches(
         assert obj.load_document()["note"] == "token [REDACTED]"
     # The writer waits for a batch to fill instead of committing each trace.
     assert sum(batches) == 30 and len(batches) <= 5 and max(batches) == storage.BATCH
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_request_hands_the_writer_a_finished_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redacted, serialised and compressed before the writer sees it: the
+    document's objects do not wait in the queue."""
+    monkeypatch.setattr(storage, "is_test_run", lambda: False)
+    monkeypatch.setattr(storage, "LINGER", 60.0)
+    queued: list[Any] = []
+    submit = storage._writer.submit
+    monkeypatch.setattr(storage._writer, "submit", lambda row: (queued.append(row), submit(row))[1])
+    secret = "s3cr3t-value-654321"
+    storage.store_recorded(document(path="/handed/", note=f"token {secret}"), {secret})
+    (row,) = queued
+    assert isinstance(row.document, bytes) and row.path == "/handed/"
+    assert secret.encode() not in trace.decompress(row.document)
+    assert storage.flush(timeout=20)
 
 
 @pytest.mark.django_db(transaction=True)
