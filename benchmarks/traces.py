@@ -67,7 +67,7 @@ def run_sizes(views: list[str]) -> dict[str, Any]:
 
 def sizes_table(results: dict[str, Any]) -> Table:
     t = Table(
-        "3. Stored bytes per trace (Trace.size: zlib-compressed JSON; and the JSON itself)",
+        "3. Stored bytes per trace (Trace.size: compressed JSON; and the JSON itself)",
         ["view", "capture", "stored bytes", "JSON bytes", "events", "queries", "calls", "target"],
     )
     for key, figures in results.items():
