@@ -464,10 +464,9 @@ def _record_rows(
             for pos, (funcs, expression) in converters.items()
             if at <= pos < end
         )
-        segments.append(
-            (model, plan, at, end, pk_at, converters.get(pk_at), columns, event)
-            + (_instance_plan(model)[2],)
-        )
+        secrets = _instance_plan(model)[2]
+        pk_converters = converters.get(pk_at)
+        segments.append((model, plan, at, end, pk_at, pk_converters, columns, event, secrets))
         at = end
     seen = recorder.rows_seen
     read = 0
