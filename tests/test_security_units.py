@@ -40,6 +40,27 @@ def test_secret_keyed_pairs_in_text() -> None:
     assert {"hunter*22", "k-123456"} <= secrets
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # At the very start, after each delimiter, with an encoded key.
+        ("token=t-000001", "token=%5BREDACTED%5D"),
+        ("/x?api%5Fkey=k-000002;b=1", "/x?api%5Fkey=%5BREDACTED%5D;b=1"),
+        ("a=1\npassword=p-000003 b=2", "a=1\npassword=%5BREDACTED%5D b=2"),
+        ("&&password=p-000004&", "&&password=%5BREDACTED%5D&"),
+        # Kept: not a secret key, a key beyond 200 characters, no value.
+        ("title=p-000005", "title=p-000005"),
+        ("a" * 200 + "password=p-000006", "a" * 200 + "password=p-000006"),
+        ("password=", "password="),
+    ],
+)
+def test_secret_keyed_form_pairs(text: str, expected: str) -> None:
+    secrets: set[str] = set()
+    assert redact_text(text, secrets) == expected
+    if expected != text:
+        assert any(s.startswith(("t-", "k-", "p-")) for s in secrets)
+
+
 def test_html_inputs() -> None:
     secrets: set[str] = set()
     html = (
