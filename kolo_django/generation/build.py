@@ -141,8 +141,6 @@ class PlanBuilder(AssertionsMixin):
         ref = self.ref_code(model, value)
         if ref is None:
             return None
-        if ref.text.isidentifier():
-            return Code(f"{ref.text}.pk", ref.imports)
         return Code(f"{ref.text}.pk", ref.imports)
 
     def new_var(self, base: str) -> str:
