@@ -314,3 +314,74 @@ def test_another_profiler_is_left_alone(client: Client, traces: Any, db: None) -
         sys.setprofile(None)
     _obj, document = only_trace(traces)
     assert not [e for e in document["events"] if e["type"] == "call"]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is 3.12's")
+@override_settings(KOLO_DJANGO=config())
+def test_python_312_library_code_stays_disabled_between_requests(
+    client: Client, traces: Any, db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kolo_django.recording import frames
+
+    mon = sys.monitoring
+    client.get("/calls/")
+    tool = frames._tool_id
+    # Left on after the request: switching them off would re-enable the events
+    # of every code object that ran in between.
+    assert tool is not None and mon.get_events(tool) != 0
+    disabled: list[set[Any]] = []
+
+    class Decisions(dict):  # type: ignore[type-arg]
+        def get(self, code: Any, default: Any = None) -> Any:
+            decision = super().get(code, default)
+            if decision is False and sys._getframe(1).f_code.co_name == "_mon_start":
+                disabled[-1].add(code)  # the callback returns DISABLE
+            return decision
+
+    monkeypatch.setattr(frames, "_project_code", Decisions(frames._project_code))
+    for _ in range(2):
+        disabled.append(set())
+        assert client.get("/calls/").content == b"14 13 500"
+    assert not disabled[0] & disabled[1]
+    _document, calls, _returns = recorded_calls(traces.filter(id=traces.latest("id").id))
+    assert [c["function"] for c in calls] == ["_view", "_numbers", "_total"]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is 3.12's")
+@override_settings(KOLO_DJANGO=config())
+def test_python_312_recording_beside_cprofile(client: Client, traces: Any, db: None) -> None:
+    import cProfile
+    import pstats
+
+    from kolo_django.recording import frames
+
+    profiler = cProfile.Profile()
+    profiler.enable()  # takes sys.monitoring's PROFILER_ID
+    try:
+        assert client.get("/calls/").content == b"14 13 500"
+    finally:
+        profiler.disable()
+    assert frames._tool_id != sys.monitoring.PROFILER_ID
+    profiled = {name for (_file, _line, name) in pstats.Stats(profiler).stats}  # type: ignore[attr-defined]
+    assert {"_view", "_total"} <= profiled
+    _document, calls, _returns = recorded_calls(traces)
+    assert [c["function"] for c in calls] == ["_view", "_numbers", "_total"]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is 3.12's")
+def test_python_312_events_off_when_the_settings_change(
+    client: Client, traces: Any, db: None
+) -> None:
+    from kolo_django.recording import frames
+
+    with override_settings(KOLO_DJANGO=config()):
+        client.get("/calls/")
+        assert sys.monitoring.get_events(frames._tool_id) != 0
+    # Decisions made under the old CALLS_INCLUDE are dropped, with the events.
+    assert sys.monitoring.get_events(frames._tool_id) == 0
+    assert not frames._project_code
+    with override_settings(KOLO_DJANGO=config(CALLS_EXCLUDE=[MODULE])):
+        client.get("/calls/")
+    assert len(traces.all()) == 2
+    _document, calls, _returns = recorded_calls(traces.filter(id=traces.latest("id").id))
+    assert calls == []

