@@ -3,6 +3,10 @@ must show what the general path shows."""
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import re
+import uuid
 from typing import Any
 
 import pytest
@@ -77,3 +81,52 @@ def test_an_int_too_long_for_str_is_shown_as_a_failed_repr() -> None:
         "n": "<int (repr failed: ValueError)>",
         "m": "2",
     }
+
+
+class _BrokenZone(datetime.tzinfo):
+    def utcoffset(self, dt: Any) -> datetime.timedelta:
+        return datetime.timedelta(0)
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+class _Day(datetime.date):
+    def __repr__(self) -> str:
+        return "a day"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime.datetime(2026, 11, 22, 9, 30, tzinfo=datetime.timezone.utc),
+        datetime.date(2026, 11, 22),
+        datetime.timedelta(seconds=90),
+        decimal.Decimal("1.50"),
+        uuid.UUID(int=7),
+        re.match("a(b)", "abc"),
+        re.compile("x+"),
+        b"\x00bytes",
+        reprs.safe_repr,
+        len,
+        decimal.Decimal,
+    ],
+)
+def test_builtin_reprs_are_shown_as_they_are(value: Any) -> None:
+    assert reprs._kind(type(value)) == "builtin"
+    assert reprs.safe_repr(value) == repr(value)
+
+
+def test_builtin_repr_errors_and_overrides() -> None:
+    # A datetime's repr runs its tzinfo's: an error there is caught.
+    broken = datetime.datetime(2026, 11, 22, tzinfo=_BrokenZone())
+    assert reprs.safe_repr(broken) == "<datetime (repr failed: RuntimeError)>"
+    # A subclass with a __repr__ of its own is user code: the guarded path.
+    assert reprs._kind(_Day) == "repr"
+    assert reprs.safe_repr(_Day(2026, 1, 1)) == "a day"
+
+
+def test_short_string_locals_match_safe_repr() -> None:
+    values = {"a": "plain", "b": "\x00" * 60, "c": "x" * 200, "d": "é'\"", "e": "y" * 201}
+    assert reprs.safe_locals(values, 200, 25) == {k: reprs.safe_repr(v) for k, v in values.items()}
+    assert len(reprs.safe_locals(values, 200, 25)["b"]) == 200

@@ -28,6 +28,7 @@ import sysconfig
 import threading
 from functools import lru_cache
 from threading import get_ident
+from time import perf_counter
 from types import CodeType, FrameType
 from typing import Any
 
@@ -94,6 +95,7 @@ _WRAPPER = ("sensitive_variables_wrapper", "django.views.decorators.debug")
 # function since (PEP 709): never calls, so a trace has the same call tree on
 # every version, and their work shows in the enclosing function's locals.
 _COMPREHENSIONS = frozenset(("<listcomp>", "<setcomp>", "<dictcomp>"))
+_CO_COROUTINE = inspect.CO_COROUTINE
 
 
 def is_project_code(code: CodeType, module: str, config: dict[str, Any]) -> bool:
@@ -163,7 +165,8 @@ class CallTracker:
         return self.stacks.setdefault(threading.get_ident(), [])
 
     def on_call(self, frame: FrameType) -> None:
-        # Runs for every project call: attribute and method lookups are kept few.
+        # Runs for every project call: attribute and method lookups are kept
+        # few, and Recorder.add is inlined.
         code = frame.f_code
         if code in _wrapper_codes:
             self.wrappers += 1
@@ -181,17 +184,18 @@ class CallTracker:
             info = _code_info[code] = _describe(code, frame)
         parent = stack[-1] if stack else None
         stack.append((call_id, frame))
-        if recorder.full():
+        events = recorder.events
+        if len(events) >= recorder.max_events:
             recorder.dropped_events += 1
             return
-        if parent is None or self.wrappers or code.co_flags & inspect.CO_COROUTINE:
+        if parent is None or self.wrappers or code.co_flags & _CO_COROUTINE:
             sensitive = self._sensitive(frame, parent)
         else:
             # No wrapper runs below the parent: only its own marks apply.
             sensitive = self.sensitive.get(parent[0]) if self.sensitive else None
         if sensitive:
             self.sensitive[call_id] = sensitive
-        recorder.add(
+        events.append(
             {
                 "type": "call",
                 "id": call_id,
@@ -201,6 +205,7 @@ class CallTracker:
                 "module": info[1],
                 "file": info[2],
                 "line": frame.f_lineno,
+                "t": round((perf_counter() - recorder.started) * 1e6) / 1000,
             }
         )
 
@@ -231,7 +236,8 @@ class CallTracker:
             return  # a frame whose call was not recorded
         call_id = stack.pop()[0]
         sensitive = self.sensitive.pop(call_id, None) if self.sensitive else None
-        if recorder.full():
+        events = recorder.events
+        if len(events) >= recorder.max_events:
             recorder.dropped_events += 1
             return
         if exception is not None:
@@ -250,7 +256,8 @@ class CallTracker:
             event["locals"] = safe_locals(
                 frame.f_locals, self.limit, self.max_locals, sensitive, recorder.secrets
             )
-        recorder.add(event)
+        event["t"] = round((perf_counter() - recorder.started) * 1e6) / 1000
+        events.append(event)
 
     def on_suspend(self, frame: FrameType) -> None:
         """A generator or coroutine yielded: it leaves the stack, not the call tree."""

@@ -6,7 +6,12 @@ Never evaluates a QuerySet or a lazy object, and never lets a broken
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import re
 import threading
+import types
+import uuid
 from itertools import islice
 from typing import Any
 
@@ -39,7 +44,14 @@ def _kind(cls: type) -> str:
                 kind = name
                 break
         else:
-            kind = "default" if cls.__repr__ is object.__repr__ else "repr"
+            if cls.__repr__ is object.__repr__:
+                kind = "default"
+            elif any(
+                issubclass(cls, base) and cls.__repr__ is base.__repr__ for base in _BUILTIN_REPR
+            ):
+                kind = "builtin"
+            else:
+                kind = "repr"
         if len(_KINDS) >= 4096:
             _KINDS.clear()  # classes made at run time: keep the cache bounded
         _KINDS[cls] = kind
@@ -60,6 +72,13 @@ def _repr(value: Any, limit: int, depth: int) -> str:
         return repr(value[:limit])
     if kind == "repr":
         return _guarded_repr(value)
+    if kind == "builtin":
+        # No user code runs, so no query to hide and no recursion: only an
+        # error to catch (a tzinfo's repr inside a datetime's).
+        try:
+            return repr(value)
+        except Exception as exc:
+            return f"<{cls.__qualname__} (repr failed: {type(exc).__name__})>"
     if kind == "container":
         return _container(value, limit, depth)
     if kind == "model":
@@ -93,6 +112,25 @@ _KIND_ORDER: tuple[tuple[type | tuple[type, ...], str], ...] = (
     ((list, tuple, set, frozenset, dict), "container"),
 )
 _KINDS: dict[type, str] = {}
+# Types whose own repr runs no user code and queries nothing: shown without
+# the guard of an arbitrary __repr__ (a class: its metaclass's own repr).
+_BUILTIN_REPR: tuple[type, ...] = (
+    type,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    re.Match,
+    re.Pattern,
+    bytes,
+    complex,
+    range,
+    datetime.date,
+    datetime.datetime,
+    datetime.time,
+    datetime.timedelta,
+    datetime.timezone,
+    decimal.Decimal,
+    uuid.UUID,
+)
 # Exact types whose builtin repr is the one shown.
 _PLAIN_TYPES = frozenset(_PLAIN)
 _FLAT_TYPES = _PLAIN_TYPES | {str}
@@ -208,6 +246,10 @@ def safe_locals(
             if secrets is not None and isinstance(value, (str, bytes)):
                 collect(value, secrets)
             out[name] = REDACTED
+        elif type(value) is str and len(value) <= limit:
+            # Most locals: safe_repr's answer without its dispatch.
+            text = repr(value)
+            out[name] = text if len(text) <= limit else text[: limit - 1] + "…"
         else:
             out[name] = safe_repr(value, limit)
     return out
