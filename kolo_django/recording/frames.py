@@ -35,7 +35,7 @@ from typing import Any
 from django.conf import settings
 
 from ..conf import get_config
-from .recorder import Recorder, current, fault
+from .recorder import Recorder, _current, fault
 from .redact import REDACTED
 from .reprs import safe_locals, safe_repr
 
@@ -46,6 +46,7 @@ _code_info: dict[CodeType, tuple[str, str, str]] = {}
 _lock = threading.Lock()
 MONITORING = sys.version_info >= (3, 12)
 _tool_id: int | None = None
+_current_get = _current.get
 _events_on = False
 
 _speedups: Any = None
@@ -317,21 +318,24 @@ def _relative(filename: str) -> str:
 
 
 def _tracker() -> CallTracker | None:
-    recorder = current()
+    recorder = _current_get()
     tracker = getattr(recorder, "calls", None) if recorder is not None else None
     return None if tracker is None or tracker.failed else tracker
 
 
 # An exception escaping a profile or monitoring callback would be raised in the
-# user's own frame, so every callback body is guarded.
+# user's own frame, so every callback body is guarded. Each asks for the
+# decision first: a project function called while nothing is recorded costs
+# a dictionary lookup and a context variable read.
 
 
 def _mon_start(code: CodeType, offset: int) -> Any:
-    tracker = _tracker()
+    tracker = None
     try:
         decision = _project_code.get(code)
         if decision is False:
             return sys.monitoring.DISABLE
+        tracker = _tracker()
         if decision is None:
             # Decided in any thread, recorded or not (the storage writer's,
             # a request left unrecorded): library code is then disabled for
@@ -352,12 +356,13 @@ def _mon_return(code: CodeType, offset: int, retval: Any) -> Any:
     decision = _project_code.get(code)
     if decision is False:
         return sys.monitoring.DISABLE
-    tracker = _tracker()
-    if tracker is not None and decision:
-        try:
-            tracker.on_return(sys._getframe(1), retval)
-        except Exception:
-            tracker.fail()
+    if decision:
+        tracker = _tracker()
+        if tracker is not None:
+            try:
+                tracker.on_return(sys._getframe(1), retval)
+            except Exception:
+                tracker.fail()
     return None
 
 
@@ -365,12 +370,13 @@ def _mon_yield(code: CodeType, offset: int, retval: Any) -> Any:
     decision = _project_code.get(code)
     if decision is False:
         return sys.monitoring.DISABLE
-    tracker = _tracker()
-    if tracker is not None and decision:
-        try:
-            tracker.on_suspend(sys._getframe(1))
-        except Exception:
-            tracker.fail()
+    if decision:
+        tracker = _tracker()
+        if tracker is not None:
+            try:
+                tracker.on_suspend(sys._getframe(1))
+            except Exception:
+                tracker.fail()
     return None
 
 
@@ -379,12 +385,13 @@ def _mon_resume(code: CodeType, offset: int, *exception: BaseException) -> Any:
     decision = _project_code.get(code)
     if decision is False:
         return sys.monitoring.DISABLE if not exception else None
-    tracker = _tracker()
-    if tracker is not None and decision:
-        try:
-            tracker.on_resume(sys._getframe(1))
-        except Exception:
-            tracker.fail()
+    if decision:
+        tracker = _tracker()
+        if tracker is not None:
+            try:
+                tracker.on_resume(sys._getframe(1))
+            except Exception:
+                tracker.fail()
     return None
 
 
