@@ -132,6 +132,10 @@ def test_call_tree(client: Client, traces: Any, db: None) -> None:
     assert view["parent"] is None and view["depth"] == 0
     assert (numbers["parent"], numbers["depth"]) == (view["id"], 1)
     assert (total["parent"], total["depth"]) == (view["id"], 1)
+    assert [c["line"] for c in calls] == [
+        f.__code__.co_firstlineno for f in (_view, _numbers, _total)
+    ]
+    assert numbers["file"].endswith("test_recording_calls.py")
     # Locals are taken once, at the return: call events carry none.
     assert not any("locals" in c for c in calls)
     assert returns[numbers["id"]]["locals"]["limit"] == "4"
