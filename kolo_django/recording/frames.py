@@ -409,16 +409,18 @@ def _mon_unwind(code: CodeType, offset: int, exception: BaseException) -> Any:
 
 def _monitoring_start() -> None:
     """Claim a tool id (once) and switch its events on. They stay on until the
-    settings change (reset_caches): switched off, every code object that runs (the handler's, the test
-    client's) is re-instrumented and loses its disabled events, and each of
-    them then costs a callback again in the next recorded request. Between
-    recordings only project functions call back, and return at once."""
+    settings change (reset_caches): switched off, every code object that runs
+    meanwhile (the handler's, the test client's) is re-instrumented and loses
+    its disabled events, and each of them then costs a callback again in the
+    next recorded request. Between recordings only project functions call
+    back, and return at once."""
     global _tool_id, _events_on
     mon = sys.monitoring
     events = mon.events
     if _tool_id is None:
-        # Ids 3 and 4 first: profilers (cProfile, pyinstrument) take PROFILER_ID.
-        for candidate in (3, 4, mon.PROFILER_ID, 5):
+        # Id 4 first: profilers (cProfile, pyinstrument) take PROFILER_ID,
+        # and Kolo takes 3.
+        for candidate in (4, 3, mon.PROFILER_ID, 5):
             if mon.get_tool(candidate) is None:
                 break
         else:

@@ -79,8 +79,8 @@ class Recorder:
         )
 
     def elapsed_ms(self) -> float:
-        # Whole microseconds over 1000: the same figure as round(ms, 3) at a
-        # half of its cost, paid for every event.
+        # Whole microseconds over 1000: the same figure as round(ms, 3) at
+        # half its cost, paid for every event.
         return round((time.perf_counter() - self.started) * 1e6) / 1000
 
     def full(self) -> bool:
