@@ -28,7 +28,6 @@ import sysconfig
 import threading
 from functools import lru_cache
 from threading import get_ident
-from time import perf_counter
 from types import CodeType, FrameType
 from typing import Any
 
@@ -167,7 +166,7 @@ class CallTracker:
 
     def on_call(self, frame: FrameType) -> None:
         # Runs for every project call: attribute and method lookups are kept
-        # few, and Recorder.add is inlined.
+        # few, and Recorder.add's bound check is inlined.
         code = frame.f_code
         if code in _wrapper_codes:
             self.wrappers += 1
@@ -207,7 +206,7 @@ class CallTracker:
                 "file": info[2],
                 # Where a call starts: its f_lineno there, without working it out.
                 "line": code.co_firstlineno,
-                "t": round((perf_counter() - recorder.started) * 1e6) / 1000,
+                "t": recorder.elapsed_ms(),
             }
         )
 
@@ -258,7 +257,7 @@ class CallTracker:
             event["locals"] = safe_locals(
                 frame.f_locals, self.limit, self.max_locals, sensitive, recorder.secrets
             )
-        event["t"] = round((perf_counter() - recorder.started) * 1e6) / 1000
+        event["t"] = recorder.elapsed_ms()
         events.append(event)
 
     def on_suspend(self, frame: FrameType) -> None:

@@ -83,9 +83,6 @@ class Recorder:
         # half its cost, paid for every event.
         return round((time.perf_counter() - self.started) * 1e6) / 1000
 
-    def full(self) -> bool:
-        return len(self.events) >= self.max_events
-
     def add(self, event: dict[str, Any]) -> dict[str, Any] | None:
         if len(self.events) >= self.max_events:
             self.dropped_events += 1
