@@ -43,6 +43,14 @@ VALUES = [
     frozenset({"a"}),
     [float("nan"), float("inf"), -0.0],
     [10**30, -(10**30)],
+    list(range(100, 140)),
+    ["word"] * 30,
+    [1, "a" * 250] * 15,
+    {"city": "Paris", "rain": False, "hours": list(range(24))},
+    {f"k{i}": i for i in range(25)},
+    {i: f"v{i}" for i in range(30)},
+    {**{f"k{i}": i for i in range(25)}, "api_key": "abc"},
+    {"password": "x", **{f"k{i}": i for i in range(25)}},
 ]
 
 
@@ -53,6 +61,7 @@ def test_flat_containers_show_what_the_general_path_shows(
 ) -> None:
     fast = reprs.safe_repr(value, limit)
     monkeypatch.setattr(reprs, "_flat", lambda value, limit: False)
+    monkeypatch.setattr(reprs, "_flat_head", lambda value, limit: None)
     assert fast == reprs.safe_repr(value, limit)
     assert len(fast) <= limit
 
@@ -66,6 +75,18 @@ def test_which_containers_are_flat() -> None:
     assert not reprs._flat({"password": "x"}, 200)  # hidden
     assert not reprs._flat([[1]], 200)
     assert not reprs._flat({1, 2}, 200)  # set() shows as {…}
+
+
+def test_longer_containers_of_plain_values_are_shown_by_their_head() -> None:
+    assert reprs._flat_head(list(range(30)), 200) == repr(list(range(20)))[:-1] + ", …]"
+    assert reprs._flat_head(tuple("ab" * 15), 200) == repr(tuple("ab" * 10))[:-1] + ", …)"
+    many = {f"k{i}": i for i in range(25)}
+    assert reprs._flat_head(many, 200) == repr(dict(list(many.items())[:20]))[:-1] + ", …}"
+    assert reprs._flat_head({"password": "x", **many}, 200) is None  # hidden
+    assert reprs._flat_head({**many, "token": "x"}, 200) is not None  # not among the 20 shown
+    assert reprs._flat_head(["x" * 201] * 21, 200) is None  # shown cut
+    assert reprs._flat_head([[1]] * 21, 200) is None
+    assert reprs._flat_head(set(range(30)), 200) is None
 
 
 def test_secret_keys_stay_hidden() -> None:

@@ -143,6 +143,10 @@ def _container(value: Any, limit: int, depth: int) -> str:
     if _flat(value, limit):
         # The text the loop below would make, up to the length limit.
         return repr(value)
+    if len(value) > 20:
+        head = _flat_head(value, limit)
+        if head is not None:
+            return head
     parts: list[str] = []
     used = 0
     is_dict = isinstance(value, dict)
@@ -170,6 +174,27 @@ def _container(value: Any, limit: int, depth: int) -> str:
     if isinstance(value, tuple):
         return "(" + body + ("," if len(value) == 1 else "") + ")"
     return f"{type(value).__name__}({{{body}}})"
+
+
+def _flat_head(value: Any, limit: int) -> str | None:
+    """A longer list, tuple or dict of plain values shown by its first 20
+    items, in one builtin repr. The loop in ``_container`` stops once the
+    text passes the length limit; this text has the same start, and
+    ``safe_repr`` cuts both at the limit."""
+    cls = type(value)
+    if cls is list or cls is tuple:
+        head = value[:20]
+        if _flat_items(head, limit):
+            return repr(head)[:-1] + (", …]" if cls is list else ", …)")
+    elif cls is dict:
+        items = dict(islice(value.items(), 20))
+        if (
+            _flat_items(items.values(), limit)
+            and _flat_items(items, limit)
+            and not any(is_secret_key(key) for key in items if type(key) is str)
+        ):
+            return repr(items)[:-1] + ", …}"
+    return None
 
 
 def _flat(value: Any, limit: int) -> bool:
