@@ -187,13 +187,9 @@ def _flat_head(value: Any, limit: int) -> str | None:
         if _flat_items(head, limit):
             return repr(head)[:-1] + (", …]" if cls is list else ", …)")
     elif cls is dict:
-        items = dict(islice(value.items(), 20))
-        if (
-            _flat_items(items.values(), limit)
-            and _flat_items(items, limit)
-            and not any(is_secret_key(key) for key in items if type(key) is str)
-        ):
-            return repr(items)[:-1] + ", …}"
+        head = dict(islice(value.items(), 20))
+        if _flat_dict(head, limit):
+            return repr(head)[:-1] + ", …}"
     return None
 
 
@@ -204,12 +200,16 @@ def _flat(value: Any, limit: int) -> bool:
         return False
     cls = type(value)
     if cls is dict:
-        return (
-            _flat_items(value.values(), limit)
-            and _flat_items(value, limit)
-            and not any(is_secret_key(key) for key in value if type(key) is str)
-        )
+        return _flat_dict(value, limit)
     return (cls is list or cls is tuple) and _flat_items(value, limit)
+
+
+def _flat_dict(value: dict[Any, Any], limit: int) -> bool:
+    return (
+        _flat_items(value.values(), limit)
+        and _flat_items(value, limit)
+        and not any(is_secret_key(key) for key in value if type(key) is str)
+    )
 
 
 def _flat_items(items: Any, limit: int) -> bool:
