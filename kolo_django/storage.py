@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from . import trace
@@ -241,9 +241,14 @@ class _Writer:
             except Exception:
                 fault("storage", None, "traces (storage)")
             finally:
-                # As after a request: CONN_MAX_AGE decides whether the connection
-                # stays open, and one broken by a failed write is never reused.
-                close_old_connections()
+                # While traces keep coming, one connection serves the batches
+                # (a new one is a new server process on PostgreSQL). Once none
+                # waits, as after a request: CONN_MAX_AGE decides whether it
+                # stays open. One a failed write may have broken is never reused.
+                with self.lock:
+                    waiting = bool(self.items)
+                if not waiting or _errors_occurred():
+                    close_old_connections()
                 with self.lock:
                     self.pending -= len(items)
                     if self.pending <= 0:
@@ -262,6 +267,10 @@ class _Writer:
             return self.idle.wait_for(lambda: self.pending <= 0, timeout)
         finally:
             self.lock.release()
+
+
+def _errors_occurred() -> bool:
+    return any(conn.errors_occurred for conn in connections.all(initialized_only=True))
 
 
 _writer = _Writer()

@@ -283,6 +283,103 @@ def test_requests_do_not_wake_the_writer_for_every_trace(monkeypatch: pytest.Mon
     assert Trace.objects.count() == storage.BATCH + 3
 
 
+def _writer_in_a_burst(
+    monkeypatch: pytest.MonkeyPatch, first_batch: Any
+) -> tuple[list[Any], list[str], int]:
+    """A full batch, then three more traces queued while it is written (after
+    its insert, ``first_batch`` runs), then flush(). The writer's connections,
+    as they are after flush(); the names of the threads that opened one; how
+    often the writer closed its old connections."""
+    import threading
+
+    from django.db import connections
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    monkeypatch.setattr(storage, "is_test_run", lambda: False)
+    monkeypatch.setattr(storage, "LINGER", 60.0)
+    assert storage.flush(timeout=20)
+    opened: list[str] = []
+    connect = BaseDatabaseWrapper.connect
+
+    def counted_connect(self: Any) -> None:
+        opened.append(threading.current_thread().name)
+        connect(self)
+
+    monkeypatch.setattr(BaseDatabaseWrapper, "connect", counted_connect)
+    closes: list[bool] = []
+    close_old_connections = storage.close_old_connections
+    monkeypatch.setattr(
+        storage, "close_old_connections", lambda: (closes.append(True), close_old_connections())
+    )
+    entered, release = threading.Event(), threading.Event()
+    used: list[Any] = []
+    insert_rows = storage.insert_rows
+
+    def held(rows: list[Any]) -> None:
+        used.append(connections[storage.alias()])
+        first = not entered.is_set()
+        if first:
+            entered.set()
+            release.wait(20)
+        insert_rows(rows)
+        if first:
+            first_batch()
+
+    monkeypatch.setattr(storage, "insert_rows", held)
+    for i in range(storage.BATCH):
+        storage.store_recorded(document(path=f"/burst/{i}/"), set())
+    assert entered.wait(20)
+    for i in range(3):
+        storage.store_recorded(document(path=f"/burst/more/{i}/"), set())
+    release.set()
+    assert storage.flush(timeout=20)
+    return used, [name for name in opened if name == "kolo_django-writer"], len(closes)
+
+
+def _closes(connection: Any) -> bool:
+    # Django never closes an in-memory SQLite database (the SQLite test run's).
+    return not getattr(connection, "is_in_memory_db", lambda: False)()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_writer_keeps_its_connection_while_traces_keep_coming(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kolo_django.models import Trace
+
+    used, opened, closes = _writer_in_a_burst(monkeypatch, lambda: None)
+    assert Trace.objects.count() == storage.BATCH + 3
+    # Two batches on one connection, closed once nothing waited (CONN_MAX_AGE 0).
+    assert len(used) == 2 and used[0] is used[1]
+    assert closes == 1
+    if _closes(used[0]):
+        assert opened == ["kolo_django-writer"]
+        assert used[0].connection is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_writer_does_not_reuse_a_connection_after_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.db import DatabaseError, connections
+
+    from kolo_django.models import Trace
+
+    def failing_query() -> None:
+        with pytest.raises(DatabaseError):
+            with connections[storage.alias()].cursor() as cursor:
+                cursor.execute("SELECT * FROM kolo_django_no_such_table")
+
+    used, opened, closes = _writer_in_a_burst(monkeypatch, failing_query)
+    assert Trace.objects.count() == storage.BATCH + 3
+    # An error since the batch's commit: the connection may be broken. It is
+    # closed at once, and the next batch opens another.
+    assert closes == 2
+    if _closes(used[0]):
+        assert opened == ["kolo_django-writer", "kolo_django-writer"]
+        assert used[1].connection is None
+
+
 def test_sigterm_flush_only_where_nothing_handles_sigterm(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
