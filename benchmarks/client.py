@@ -96,16 +96,21 @@ def drain_kolo_emits() -> None:
 
 
 def run_batch(
-    config: str, path: str, requests: int, warmup: int = WARMUP
+    config: str,
+    path: str,
+    requests: int,
+    warmup: int = WARMUP,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[float, dict[str, float]]:
-    """Seconds for ``requests`` GETs of ``path`` under ``config``, and the
-    seconds of it spent in each end-of-request phase."""
+    """Seconds for ``requests`` GETs of ``path`` under ``config`` (its
+    ``KOLO_DJANGO`` updated with ``extra``), and the seconds of it spent in
+    each end-of-request phase."""
     from django.conf import settings
     from django.test import override_settings
 
     with override_settings(
         MIDDLEWARE=middleware_for(config, settings.BASE_MIDDLEWARE),
-        KOLO_DJANGO=kolo_settings(config),
+        KOLO_DJANGO=kolo_settings(config, **(extra or {})),
     ):
         # A new Client builds a new handler, which loads MIDDLEWARE afresh.
         client = test_client()

@@ -1,0 +1,227 @@
+"""Where the recording time goes: one view under variants that each leave out
+a part, measured side by side as in section 1 (each round starts one variant
+later; a figure is the median over rounds of the round's time over the same
+round's ``off`` time), with what the storage writer did in each batch.
+
+    python -m benchmarks.parts --view list --rounds 5 --requests 200
+    python -m benchmarks.parts --per-call 2000
+
+Variants:
+
+- ``off``, ``gen``, ``full``: as in section 1;
+- ``full-idle``: full capture with the call callbacks running (each code
+  object decided, the request's tracker found) but recording nothing: what
+  their dispatch alone costs;
+- ``full-nolocals``: calls recorded without their locals (``CAPTURE_LOCALS``
+  off).
+
+``--per-call N`` times ``benchmarks.views.title_words`` on a title of N
+words, N calls of ``normalise`` below one recorded call: without a recorder,
+recorded without locals, and recorded with them (best of 7).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from .common import VIEWS, Environment, Table, median, ratio_text
+from .stub import StubServer
+
+VARIANTS = ("off", "gen", "full-idle", "full-nolocals", "full")
+_SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "off": ("off", {}),
+    "gen": ("gen", {}),
+    "full-idle": ("full", {}),
+    "full-nolocals": ("full", {"CAPTURE_LOCALS": False}),
+    "full": ("full", {}),
+}
+WRITER = "kolo_django-writer"
+
+
+@contextlib.contextmanager
+def variant_patches(variant: str) -> Iterator[None]:
+    from kolo_django.recording.frames import CallTracker
+
+    if variant != "full-idle":
+        yield
+        return
+    # The callbacks still decide each code object and find the request's
+    # tracker; its methods then record nothing.
+    idle = {
+        "on_call": lambda self, frame: None,
+        "on_return": lambda self, frame, value, exception=None: None,
+        "on_suspend": lambda self, frame: None,
+        "on_resume": lambda self, frame: False,
+    }
+    saved = {name: getattr(CallTracker, name) for name in idle}
+    for name, method in idle.items():
+        setattr(CallTracker, name, method)
+    try:
+        yield
+    finally:
+        for name, method in saved.items():
+            setattr(CallTracker, name, method)
+
+
+class WriterCounts:
+    """Batches the storage writer inserted, and connections its thread opened."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.connections = 0
+
+    def install(self) -> None:
+        from django.db.backends.base.base import BaseDatabaseWrapper
+
+        from kolo_django import storage
+
+        insert_rows = storage.insert_rows
+        connect = BaseDatabaseWrapper.connect
+        counts = self
+
+        def counted_insert(rows: list[Any]) -> None:
+            if threading.current_thread().name == WRITER:
+                counts.batches += 1
+            insert_rows(rows)
+
+        def counted_connect(wrapper: Any) -> None:
+            if threading.current_thread().name == WRITER:
+                counts.connections += 1
+            connect(wrapper)
+
+        storage.insert_rows = counted_insert
+        BaseDatabaseWrapper.connect = counted_connect  # type: ignore[method-assign]
+
+    def snapshot(self) -> tuple[int, int]:
+        return self.batches, self.connections
+
+
+def run(view: str, rounds: int, requests: int, variants: list[str]) -> Table:
+    from .client import run_batch
+
+    counts = WriterCounts()
+    counts.install()
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    writer: dict[str, list[tuple[int, int]]] = {v: [] for v in variants}
+    for round_index in range(rounds):
+        shift = round_index % len(variants)
+        for variant in variants[shift:] + variants[:shift]:
+            config, extra = _SETTINGS[variant]
+            before = counts.snapshot()
+            with variant_patches(variant):
+                elapsed, _phases = run_batch(config, VIEWS[view], requests, extra=extra)
+            after = counts.snapshot()
+            times[variant].append(elapsed)
+            writer[variant].append((after[0] - before[0], after[1] - before[1]))
+        print(f"  round {round_index + 1}/{rounds} done", flush=True)
+    table = Table(
+        f"Variants of {view}, {requests} requests × {rounds} rounds (median over rounds, "
+        "min–max in brackets); the writer's batches and new connections a round",
+        ["variant", "ms/request", "× off", "writer batches", "writer connections"],
+    )
+    for variant in variants:
+        ratios = [t / off for t, off in zip(times[variant], times["off"], strict=True)]
+        batches = [b for b, _c in writer[variant]]
+        connections = [c for _b, c in writer[variant]]
+        table.add(
+            variant,
+            f"{median(times[variant]) / requests * 1000:.2f}",
+            "1.00" if variant == "off" else ratio_text(ratios),
+            f"{median(batches):.0f}",
+            f"{median(connections):.0f}",
+        )
+    return table
+
+
+def per_call(calls: int, repeats: int = 7) -> Table:
+    from django.test import override_settings
+
+    from kolo_django.conf import get_config
+    from kolo_django.recording import frames
+    from kolo_django.recording.recorder import Recorder, activate
+
+    from . import views
+    from .configs import kolo_settings
+
+    title = " ".join(["#Word"] * calls)
+
+    def loop() -> None:
+        views.title_words(title)
+
+    def best(capture_locals: bool | None) -> float:
+        fastest = float("inf")
+        for _ in range(repeats):
+            if capture_locals is None:
+                started = time.perf_counter()
+                loop()
+                fastest = min(fastest, time.perf_counter() - started)
+                continue
+            settings = kolo_settings(
+                "full", CAPTURE_LOCALS=capture_locals, MAX_EVENTS=2 * calls + 10
+            )
+            with override_settings(KOLO_DJANGO=settings):
+                recorder = Recorder(get_config())
+                with activate(recorder):
+                    token = frames.start(recorder)
+                    try:
+                        started = time.perf_counter()
+                        loop()
+                        fastest = min(fastest, time.perf_counter() - started)
+                    finally:
+                        frames.stop(recorder, token)
+                        recorder.calls = None
+                if len(recorder.events) != 2 * (calls + 1):
+                    raise RuntimeError(f"{len(recorder.events)} events for {calls + 1} calls")
+        return fastest / calls * 1e6
+
+    plain = best(None)
+    table = Table(
+        f"{calls} calls of benchmarks.views.normalise, from title_words "
+        f"(best of {repeats}), µs a call",
+        ["recording", "µs a call", "added"],
+    )
+    table.add("none", f"{plain:.2f}", "")
+    for label, capture_locals in (("calls, no locals", False), ("calls with locals", True)):
+        value = best(capture_locals)
+        table.add(label, f"{value:.2f}", f"+{value - plain:.2f}")
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.parts")
+    parser.add_argument("--view", default="list", choices=sorted(VIEWS))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma-separated, 'off' first (default: {','.join(VARIANTS)})",
+    )
+    parser.add_argument("--per-call", type=int, metavar="N", help="time N calls instead")
+    args = parser.parse_args(argv)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in _SETTINGS]
+    if unknown or not variants or variants[0] != "off":
+        parser.error(f"variants are {', '.join(VARIANTS)}, 'off' first")
+    env = Environment()
+    try:
+        with StubServer() as stub:
+            env.setup_django(stub.url)
+            print(f"Python {sys.version.split()[0]}", flush=True)
+            if args.per_call:
+                per_call(args.per_call).print()
+            else:
+                run(args.view, args.rounds, args.requests, variants).print()
+    finally:
+        env.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
