@@ -285,11 +285,12 @@ def test_requests_do_not_wake_the_writer_for_every_trace(monkeypatch: pytest.Mon
 
 def _writer_in_a_burst(
     monkeypatch: pytest.MonkeyPatch, first_batch: Any
-) -> tuple[list[Any], list[str], int]:
+) -> tuple[Any, list[Any], list[str], int]:
     """A full batch, then three more traces queued while it is written (after
-    its insert, ``first_batch`` runs), then flush(). The writer's connections,
-    as they are after flush(); the names of the threads that opened one; how
-    often the writer closed its old connections."""
+    its insert, ``first_batch`` runs), then flush(). The writer's connection
+    wrapper, as it is after flush(); the database connection each batch was
+    written on; the names of the threads that opened one; how often the
+    writer closed its old connections."""
     import threading
 
     from django.db import connections
@@ -312,16 +313,18 @@ def _writer_in_a_burst(
         storage, "close_old_connections", lambda: (closes.append(True), close_old_connections())
     )
     entered, release = threading.Event(), threading.Event()
+    wrappers: list[Any] = []
     used: list[Any] = []
     insert_rows = storage.insert_rows
 
     def held(rows: list[Any]) -> None:
-        used.append(connections[storage.alias()])
         first = not entered.is_set()
         if first:
             entered.set()
             release.wait(20)
         insert_rows(rows)
+        wrappers.append(connections[storage.alias()])
+        used.append(wrappers[-1].connection)
         if first:
             first_batch()
 
@@ -333,7 +336,8 @@ def _writer_in_a_burst(
         storage.store_recorded(document(path=f"/burst/more/{i}/"), set())
     release.set()
     assert storage.flush(timeout=20)
-    return used, [name for name in opened if name == "kolo_django-writer"], len(closes)
+    writers = [name for name in opened if name == "kolo_django-writer"]
+    return wrappers[-1], used, writers, len(closes)
 
 
 def _closes(connection: Any) -> bool:
@@ -347,14 +351,14 @@ def test_the_writer_keeps_its_connection_while_traces_keep_coming(
 ) -> None:
     from kolo_django.models import Trace
 
-    used, opened, closes = _writer_in_a_burst(monkeypatch, lambda: None)
+    wrapper, used, opened, closes = _writer_in_a_burst(monkeypatch, lambda: None)
     assert Trace.objects.count() == storage.BATCH + 3
     # Two batches on one connection, closed once nothing waited (CONN_MAX_AGE 0).
     assert len(used) == 2 and used[0] is used[1]
     assert closes == 1
-    if _closes(used[0]):
+    if _closes(wrapper):
         assert opened == ["kolo_django-writer"]
-        assert used[0].connection is None
+        assert wrapper.connection is None
 
 
 @pytest.mark.django_db(transaction=True)
@@ -370,14 +374,15 @@ def test_the_writer_does_not_reuse_a_connection_after_an_error(
             with connections[storage.alias()].cursor() as cursor:
                 cursor.execute("SELECT * FROM kolo_django_no_such_table")
 
-    used, opened, closes = _writer_in_a_burst(monkeypatch, failing_query)
+    wrapper, used, opened, closes = _writer_in_a_burst(monkeypatch, failing_query)
     assert Trace.objects.count() == storage.BATCH + 3
     # An error since the batch's commit: the connection may be broken. It is
     # closed at once, and the next batch opens another.
     assert closes == 2
-    if _closes(used[0]):
+    if _closes(wrapper):
         assert opened == ["kolo_django-writer", "kolo_django-writer"]
-        assert used[1].connection is None
+        assert used[0] is not used[1]
+        assert wrapper.connection is None
 
 
 def test_sigterm_flush_only_where_nothing_handles_sigterm(
