@@ -33,7 +33,7 @@ from typing import Any
 from .common import VIEWS, Environment, Table, median, ratio_text
 from .stub import StubServer
 
-VARIANTS = ("off", "gen", "full-idle", "full-nolocals", "full")
+# variant -> (configuration, KOLO_DJANGO settings added to it)
 _SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
     "off": ("off", {}),
     "gen": ("gen", {}),
@@ -41,6 +41,7 @@ _SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
     "full-nolocals": ("full", {"CAPTURE_LOCALS": False}),
     "full": ("full", {}),
 }
+VARIANTS = tuple(_SETTINGS)
 WRITER = "kolo_django-writer"
 
 
@@ -205,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--per-call", type=int, metavar="N", help="time N calls instead")
     args = parser.parse_args(argv)
+    for name in ("rounds", "requests", "per_call"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in _SETTINGS]
     if unknown or not variants or variants[0] != "off":
@@ -214,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         with StubServer() as stub:
             env.setup_django(stub.url)
             print(f"Python {sys.version.split()[0]}", flush=True)
-            if args.per_call:
+            if args.per_call is not None:
                 per_call(args.per_call).print()
             else:
                 run(args.view, args.rounds, args.requests, variants).print()
