@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -78,6 +79,8 @@ MAX_QUEUED = 100
 # the requests for the GIL.
 BATCH = 20
 LINGER = 0.1
+# Seconds without a trace after which the writer lets its connection go.
+IDLE = 1.0
 
 _saves = 0
 _saves_lock = threading.Lock()
@@ -135,10 +138,29 @@ def _prepare(document: dict[str, Any], secrets: set[str]) -> Trace | None:
     return trace_row(document, data)
 
 
+@contextlib.contextmanager
+def _unlogged(using: str) -> Iterator[None]:
+    """Our own statements kept out of ``connection.queries`` under DEBUG. On
+    SQLite, logging an INSERT costs more than the insert: Django quotes every
+    byte of the documents with a ``SELECT QUOTE(?)`` of its own. And no request
+    ever resets the writer thread's log, which would keep up to 9,000
+    statements of hex."""
+    connection = connections[using]
+    if "make_debug_cursor" in vars(connection):
+        yield  # nested: the outer block restores it
+        return
+    # An instance attribute: this thread's connection only, for this block only.
+    connection.make_debug_cursor = connection.make_cursor  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del connection.make_debug_cursor
+
+
 def _store_rows(rows: list[Trace]) -> None:
     global _saves
     stored = 0
-    with paused():
+    with paused(), _unlogged(alias()):
         try:
             insert_rows(rows)
             stored = len(rows)
@@ -193,6 +215,10 @@ class _Writer:
         self.pending = 0
         # Set by flush(): write what is queued now.
         self.hurry = False
+        # The writer kept its connection after its last batch; flush() asks
+        # for it closed (release).
+        self.holding = False
+        self.release = False
         self.thread: threading.Thread | None = None
         self.pid = 0
 
@@ -205,6 +231,7 @@ class _Writer:
                 self.items = []
                 self.pending = 0
                 self.hurry = False
+                self.holding = self.release = False
                 self.pid = os.getpid()
                 self.thread = threading.Thread(
                     target=self._run, name="kolo_django-writer", daemon=True
@@ -216,11 +243,20 @@ class _Writer:
                 self.wake.notify()
         return True
 
-    def _take(self) -> list[Trace]:
-        """The next batch, once full, lingered for, or hurried."""
+    def _take(self) -> list[Trace] | None:
+        """The next batch, once full, lingered for, or hurried; None when the
+        connection kept since the last batch should go: idle for ``IDLE``
+        seconds, or flush() asks."""
         with self.lock:
+            idle_until = time.monotonic() + IDLE
             while not self.items:
-                self.wake.wait()
+                if not self.holding:
+                    self.wake.wait()
+                    continue
+                left = idle_until - time.monotonic()
+                if self.release or left <= 0:
+                    return None
+                self.wake.wait(left)
             deadline = time.monotonic() + LINGER
             while len(self.items) < BATCH and not self.hurry:
                 wait = deadline - time.monotonic()
@@ -236,26 +272,39 @@ class _Writer:
     def _run(self) -> None:
         while True:
             items = self._take()
+            if items is None:
+                # Idle, as after a request: CONN_MAX_AGE decides whether the
+                # connection stays open.
+                close_old_connections()
+                with self.lock:
+                    self.holding = self.release = False
+                    self.idle.notify_all()
+                continue
             try:
                 _store_rows(items)
             except Exception:
                 fault("storage", None, "traces (storage)")
             finally:
-                # While traces keep coming, one connection serves the batches
-                # (a new one is a new server process on PostgreSQL). Once none
-                # waits, as after a request: CONN_MAX_AGE decides whether it
-                # stays open. One a failed write may have broken is never reused.
-                with self.lock:
-                    waiting = bool(self.items)
-                if not waiting or _errors_occurred():
+                # While traces keep coming, one connection serves the batches:
+                # a new one costs a new server process on PostgreSQL, and on
+                # SQLite Django registers its SQL functions again. One that a
+                # failed write may have broken is never reused.
+                broken = _errors_occurred()
+                if broken:
                     close_old_connections()
                 with self.lock:
+                    self.holding = not broken
                     self.pending -= len(items)
                     if self.pending <= 0:
                         self.idle.notify_all()
 
     def flush(self, timeout: float | None = None) -> bool:
         # Bounded even for the lock: a flush at exit must never hang the process.
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
         if not self.lock.acquire(timeout=-1 if timeout is None else timeout):
             return False
         try:
@@ -264,7 +313,15 @@ class _Writer:
             if self.items:
                 self.hurry = True
                 self.wake.notify()
-            return self.idle.wait_for(lambda: self.pending <= 0, timeout)
+            if not self.idle.wait_for(lambda: self.pending <= 0, left()):
+                return False
+            # The writer's connection is closed before this returns: a test
+            # database can be dropped after it.
+            if self.holding:
+                self.release = True
+                self.wake.notify()
+                return self.idle.wait_for(lambda: not self.holding, left())
+            return True
         finally:
             self.lock.release()
 

@@ -278,7 +278,8 @@ def test_requests_do_not_wake_the_writer_for_every_trace(monkeypatch: pytest.Mon
         storage.store_recorded(document(path=f"/second/{i}/"), set())
     assert len(notified) == 3
     assert storage.flush(timeout=20)
-    assert len(notified) == 4  # flush() hurries the lingering writer
+    # flush() hurries the lingering writer, then asks it to close its connection.
+    assert len(notified) == 5
     assert batches == [storage.BATCH, 3]
     assert Trace.objects.count() == storage.BATCH + 3
 
@@ -383,6 +384,113 @@ def test_the_writer_does_not_reuse_a_connection_after_an_error(
         assert opened == ["kolo_django-writer", "kolo_django-writer"]
         assert used[0] is not used[1]
         assert wrapper.connection is None
+
+
+def _wait_for(condition: Any, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_writer_keeps_its_connection_between_batches_until_idle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Traces one at a time (a developer clicking through pages): one
+    connection serves the batches until the writer has been idle for IDLE
+    seconds, or flush() asks for it closed."""
+    import threading
+
+    from django.db import connections
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    from kolo_django.models import Trace
+
+    monkeypatch.setattr(storage, "is_test_run", lambda: False)
+    monkeypatch.setattr(storage, "LINGER", 0.0)
+    assert storage.flush(timeout=20)
+    opened: list[str] = []
+    connect = BaseDatabaseWrapper.connect
+
+    def counted_connect(self: Any) -> None:
+        opened.append(threading.current_thread().name)
+        connect(self)
+
+    monkeypatch.setattr(BaseDatabaseWrapper, "connect", counted_connect)
+    closes: list[bool] = []
+    close_old_connections = storage.close_old_connections
+    monkeypatch.setattr(
+        storage, "close_old_connections", lambda: (closes.append(True), close_old_connections())
+    )
+    used: list[Any] = []
+    insert_rows = storage.insert_rows
+
+    def traced(rows: list[Any]) -> None:
+        insert_rows(rows)
+        used.append((connections[storage.alias()], connections[storage.alias()].connection))
+
+    monkeypatch.setattr(storage, "insert_rows", traced)
+    writer = storage._writer
+
+    monkeypatch.setattr(storage, "IDLE", 60.0)
+    for i in range(3):
+        storage.store_recorded(document(path=f"/one-by-one/{i}/"), set())
+        assert _wait_for(lambda i=i: len(used) == i + 1)
+    assert len({id(raw) for _wrapper, raw in used}) == 1 and closes == []
+    assert storage.flush(timeout=20)
+    assert closes == [True] and not writer.holding
+
+    # Idle for IDLE seconds: the connection goes without a flush().
+    monkeypatch.setattr(storage, "IDLE", 0.2)
+    storage.store_recorded(document(path="/then-idle/"), set())
+    assert _wait_for(lambda: len(used) == 4)
+    assert _wait_for(lambda: len(closes) == 2)
+    assert not writer.holding
+    assert Trace.objects.count() == 4
+    wrapper = used[-1][0]
+    if _closes(wrapper):
+        writers = [name for name in opened if name == "kolo_django-writer"]
+        assert writers == ["kolo_django-writer", "kolo_django-writer"]
+        assert wrapper.connection is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_debug_logs_none_of_the_storage_statements(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """Under DEBUG, Django logs each statement with its parameters quoted (on
+    SQLite by a query of its own, every byte of the documents): not the
+    traces' inserts, in the writer (whose log no request resets) or in the
+    request."""
+    import threading
+
+    from django.db import connections
+
+    settings.DEBUG = True
+    monkeypatch.setattr(storage, "is_test_run", lambda: False)
+    ops = type(connections[storage.alias()].ops)
+    logged: list[tuple[str, str]] = []
+    last_executed_query = ops.last_executed_query
+
+    def spied(self: Any, cursor: Any, sql: str, params: Any) -> Any:
+        logged.append((threading.current_thread().name, sql))
+        return last_executed_query(self, cursor, sql, params)
+
+    monkeypatch.setattr(ops, "last_executed_query", spied)
+    for i in range(3):
+        storage.store_recorded(document(path=f"/debug/{i}/"), set())
+    assert storage.flush(timeout=20)
+    monkeypatch.setattr(storage, "is_test_run", lambda: True)
+    storage.store_recorded(document(path="/debug/in-request/"), set())
+    from kolo_django.models import Trace
+
+    assert Trace.objects.count() == 4  # logged, as the project's own query
+    assert len(logged) == 1 and "kolo_django_trace" in logged[0][1]
+    assert logged[0][0] == threading.current_thread().name
+    assert "INSERT" not in logged[0][1].upper()
 
 
 def test_sigterm_flush_only_where_nothing_handles_sigterm(
