@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -20,7 +19,7 @@ from django.utils import timezone
 from . import trace
 from .conf import get_config, is_test_run
 from .models import Trace
-from .recording.recorder import fault, paused
+from .recording.recorder import fault, paused, unlogged
 from .recording.redact import Scrubber
 
 logger = logging.getLogger("kolo_django")
@@ -138,29 +137,10 @@ def _prepare(document: dict[str, Any], secrets: set[str]) -> Trace | None:
     return trace_row(document, data)
 
 
-@contextlib.contextmanager
-def _unlogged(using: str) -> Iterator[None]:
-    """Our own statements kept out of ``connection.queries`` under DEBUG. On
-    SQLite, logging an INSERT costs more than the insert: Django quotes every
-    byte of the documents with a ``SELECT QUOTE(?)`` of its own. And no request
-    ever resets the writer thread's log, which would keep up to 9,000
-    statements of hex."""
-    connection = connections[using]
-    if "make_debug_cursor" in vars(connection):
-        yield  # nested: the outer block restores it
-        return
-    # An instance attribute: this thread's connection only, for this block only.
-    connection.make_debug_cursor = connection.make_cursor  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        del connection.make_debug_cursor
-
-
 def _store_rows(rows: list[Trace]) -> None:
     global _saves
     stored = 0
-    with paused(), _unlogged(alias()):
+    with paused(), unlogged(alias()):
         try:
             insert_rows(rows)
             stored = len(rows)

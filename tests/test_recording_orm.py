@@ -239,6 +239,24 @@ def test_rows_are_not_stored_twice(client: Client, traces: Any, seeded: None) ->
     assert len(events(document, "sql")) == 3
 
 
+def test_the_projects_query_log_holds_its_own_queries_only(
+    client: Client, traces: Any, seeded: None
+) -> None:
+    """What DEBUG's ``connection.queries``, ``assertNumQueries`` and toolbars
+    count: not the backing read, nor the trace's insert (in the request here,
+    under tests)."""
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        client.get("/aggregates/?kind=counts")
+    _obj, document = only_trace(traces)
+    assert events(document, "orm", model="todos.todo", source="backing")
+    assert len(events(document, "sql")) == 3
+    logged = [query["sql"] for query in captured.captured_queries]
+    assert len(logged) == 3, logged
+    assert not any("kolo_django_trace" in sql for sql in logged)
+
+
 def _position(document: dict[str, Any], event: dict[str, Any]) -> int:
     return next(i for i, e in enumerate(document["events"]) if e is event)
 

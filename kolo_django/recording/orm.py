@@ -25,7 +25,7 @@ from django.db.models.sql.constants import MULTI
 
 from ..trace import UNKNOWN, encode_known
 from . import recorder as recorder_module
-from .recorder import Recorder, current, fault
+from .recorder import Recorder, current, fault, unlogged
 from .redact import DB_SECRET_MIN, REDACTED, collect, is_secret_key
 
 logger = logging.getLogger("kolo_django")
@@ -307,8 +307,9 @@ def run_backing_reads(recorder: Recorder) -> None:
             try:
                 if sub is None:
                     raise ValueError("the backing query could not be built")
-                if _record_rows(recorder, using, sub, models, limit) and whole:
-                    whole_tables.add((models[0], using))
+                with unlogged(using):
+                    if _record_rows(recorder, using, sub, models, limit) and whole:
+                        whole_tables.add((models[0], using))
             except Exception as exc:
                 logger.debug("kolo_django: no backing rows for %s (%s)", models, exc)
                 for model in models:
@@ -511,8 +512,9 @@ def _snapshot_table(recorder: Recorder, model: type[Model], using: str, limit: i
             f.get_col(query.get_initial_alias()) for f in model._meta.concrete_fields
         )
         # A base manager of the project's may filter: then not the whole table.
-        if _record_rows(recorder, using, sub, [model], limit) and not query.where:
-            recorder.whole_tables.add((model, using))
+        with unlogged(using):
+            if _record_rows(recorder, using, sub, [model], limit) and not query.where:
+                recorder.whole_tables.add((model, using))
     except Exception:
         fault("backing rows", recorder, f"the backing rows of {model._meta.label}")
 

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
+from django.db import connections
+
 _current: ContextVar[Recorder | None] = ContextVar("kolo_django_recorder", default=None)
 logger = logging.getLogger("kolo_django")
 
@@ -182,3 +184,22 @@ def paused() -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+@contextlib.contextmanager
+def unlogged(using: str) -> Iterator[None]:
+    """Our own statements (storing traces, backing reads) kept out of
+    ``connection.queries`` under DEBUG, and so out of the project's query
+    counts and toolbars. On SQLite, logging a statement also costs a query
+    (Django quotes its parameters with ``SELECT QUOTE(?)``: every byte of a
+    stored document), and no request ever resets the storage writer's log."""
+    connection = connections[using]
+    if "make_debug_cursor" in vars(connection):
+        yield  # nested: the outer block restores it
+        return
+    # An instance attribute: this thread's connection only, for this block only.
+    connection.make_debug_cursor = connection.make_cursor  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del connection.make_debug_cursor
