@@ -198,6 +198,13 @@ def install_from_db() -> None:
         obj = original(cls, db, *args, **kwargs)
         recorder = current()
         if recorder is not None and recorder.mode != "silent":
+            # The same related row on every line of a page: known already,
+            # before any of the work below.
+            try:
+                if (type(obj), db, obj.pk) in recorder.rows_seen:
+                    return obj
+            except TypeError:  # an unhashable primary key: record_instance decides
+                pass
             recorder.own_work_depth += 1
             recorder_module.pause_calls()
             try:

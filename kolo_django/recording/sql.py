@@ -134,6 +134,7 @@ class RowRecordingCursor:
         self.event = event
         self.recorder = recorder
         self.limit = recorder.config["MAX_ROWS_PER_QUERY"]
+        self.counts_only = "rows_in" in event
 
     def _keep(self, rows: Any) -> None:
         try:
@@ -172,7 +173,11 @@ class RowRecordingCursor:
 
     def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
         rows = self.wrapped.fetchmany(*args, **kwargs)
-        self._keep(rows)
+        if self.counts_only:
+            # Rows that become model instances (the ORM's chunks): counted.
+            self.event["rows_read"] += len(rows)
+        else:
+            self._keep(rows)
         return rows
 
     def fetchall(self) -> Any:
@@ -189,7 +194,7 @@ class RowRecordingCursor:
         return getattr(self.wrapped, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("wrapped", "event", "recorder", "limit"):
+        if name in ("wrapped", "event", "recorder", "limit", "counts_only"):
             object.__setattr__(self, name, value)
         else:
             setattr(self.wrapped, name, value)
