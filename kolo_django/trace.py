@@ -14,6 +14,7 @@ import decimal
 import json
 import os
 import re
+import threading
 import time
 import uuid
 import zlib
@@ -175,9 +176,10 @@ def _json_bytes(value: Any) -> bytes:
     return _json(value).encode("utf-8")
 
 
-# Events serialised per slice: few encoder calls, and the whole JSON text of a
-# large document is never held in memory at once.
-_EVENTS_PER_PIECE = 500
+# A document with more events is serialised a slice at a time: few encoder
+# calls, and the whole JSON text of a large document (up to MAX_EVENTS) is
+# never held in memory at once.
+_EVENTS_PER_PIECE = 2000
 _COMPRESS_EVERY = 1 << 20
 
 
@@ -194,10 +196,18 @@ ZSTD_LEVEL = 3
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
+_per_thread = threading.local()
+
+
 def new_compressor() -> Any:
     """A streaming compressor (``compress()``, then ``flush()``)."""
     if zstandard is not None:
-        return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj()
+        # One context per thread, reused: making one costs about as much as
+        # compressing a gen-level trace. (Each stream starts afresh.)
+        context = getattr(_per_thread, "zstd", None)
+        if context is None:
+            context = _per_thread.zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        return context.compressobj()
     return zlib.compressobj(6)
 
 
@@ -221,6 +231,16 @@ def decompress(data: bytes) -> bytes:
 def dumps_checked(document: dict[str, Any], check: Callable[[str], bool] | None) -> bytes | None:
     """:func:`dumps`, showing ``check`` each piece of JSON text before it is
     compressed; when ``check`` returns True, stops and returns None."""
+    if all(
+        not isinstance(value, list) or len(value) <= _EVENTS_PER_PIECE
+        for value in document.values()
+    ):
+        # A usual document: one encoder call, one check, one compression.
+        text = _json_bytes(document)
+        if check is not None and check(text.decode("utf-8")):
+            return None
+        compressor = new_compressor()
+        return compressor.compress(text) + compressor.flush()
     compressor = new_compressor()
     out: list[bytes] = []
     # Text is compressed a megabyte at a time: a usual document in one call,

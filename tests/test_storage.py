@@ -94,14 +94,19 @@ def test_values_survive_the_document(value: Any) -> None:
     assert type(restored) is type(value)
 
 
+# A usual document is written in one piece; one with more events, a slice at a time.
+SIZES = [1200, 2 * trace._EVENTS_PER_PIECE + 1]
+
+
+@pytest.mark.parametrize("events", SIZES)
 @pytest.mark.parametrize("encoder", ["orjson", "json"])
 def test_both_encoders_write_the_same_document(
-    encoder: str, monkeypatch: pytest.MonkeyPatch
+    encoder: str, events: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if encoder == "json":
         monkeypatch.setattr(trace, "orjson", None)
     doc = document()
-    doc["events"] = [{"type": "call", "id": n, "text": "é ✓ \u2028"} for n in range(1200)]
+    doc["events"] = [{"type": "call", "id": n, "text": "é ✓ \u2028"} for n in range(events)]
     doc["odd"] = {
         "big": 2**70,  # beyond orjson's 64 bits
         "when": dt.datetime(2025, 3, 3, 9, 30),  # not encoded: default=str, as json.dumps
@@ -112,7 +117,28 @@ def test_both_encoders_write_the_same_document(
     assert '"when":"2025-03-03 09:30:00"' in text
     assert text == trace._json(doc)
     loaded = trace.loads(data)
-    assert loaded["events"][1199] == {"type": "call", "id": 1199, "text": "é ✓ \u2028"}
+    last = events - 1
+    assert loaded["events"][last] == {"type": "call", "id": last, "text": "é ✓ \u2028"}
+
+
+@pytest.mark.parametrize("events", SIZES)
+def test_the_check_sees_every_piece_of_the_text(events: int) -> None:
+    doc = document()
+    doc["events"] = [{"type": "log", "message": f"line {n}"} for n in range(events)]
+    seen: list[str] = []
+    assert trace.dumps_checked(doc, lambda text: bool(seen.append(text))) == trace.dumps(doc)
+    assert "".join(seen) == trace._json(doc)
+    doc["events"][-1]["message"] = "the needle"
+    assert trace.dumps_checked(doc, lambda text: "needle" in text) is None
+
+
+def test_a_thread_reuses_its_compression_context() -> None:
+    pytest.importorskip("zstandard")
+    first = trace.new_compressor()
+    first.compress(b"abandoned half-way " * 1000)  # a check stopped this one
+    doc = document(note="after")
+    assert trace.loads(trace.dumps(doc)) == doc
+    assert trace._per_thread.zstd is not None
 
 
 def test_documents_are_stored_zstandard_compressed() -> None:
