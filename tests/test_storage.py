@@ -506,9 +506,19 @@ def test_debug_logs_none_of_the_storage_statements(
         return last_executed_query(self, cursor, sql, params)
 
     monkeypatch.setattr(ops, "last_executed_query", spied)
+    writer_connections: list[Any] = []
+    insert_rows = storage.insert_rows
+
+    def noted(rows: list[Any]) -> None:
+        writer_connections.append(connections[storage.alias()])
+        insert_rows(rows)
+
+    monkeypatch.setattr(storage, "insert_rows", noted)
     for i in range(3):
         storage.store_recorded(document(path=f"/debug/{i}/"), set())
     assert storage.flush(timeout=20)
+    # Not even its COMMITs, which Django logs without a cursor.
+    assert writer_connections and not writer_connections[-1].queries_log
     monkeypatch.setattr(storage, "is_test_run", lambda: True)
     storage.store_recorded(document(path="/debug/in-request/"), set())
     from kolo_django.models import Trace
