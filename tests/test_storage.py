@@ -310,21 +310,16 @@ def test_requests_do_not_wake_the_writer_for_every_trace(monkeypatch: pytest.Mon
     assert Trace.objects.count() == storage.BATCH + 3
 
 
-def _writer_in_a_burst(
-    monkeypatch: pytest.MonkeyPatch, first_batch: Any
-) -> tuple[Any, list[Any], list[str], int]:
-    """A full batch, then three more traces queued while it is written (after
-    its insert, ``first_batch`` runs), then flush(). The writer's connection
-    wrapper, as it is after flush(); the database connection each batch was
-    written on; the names of the threads that opened one; how often the
-    writer closed its old connections."""
+def _watch_writer(monkeypatch: pytest.MonkeyPatch, linger: float) -> tuple[list[str], list[bool]]:
+    """A writer (as outside tests) lingering ``linger`` seconds, after a
+    flush(): the names of the threads that open a connection from now on,
+    and one item per close_old_connections() of the writer."""
     import threading
 
-    from django.db import connections
     from django.db.backends.base.base import BaseDatabaseWrapper
 
     monkeypatch.setattr(storage, "is_test_run", lambda: False)
-    monkeypatch.setattr(storage, "LINGER", 60.0)
+    monkeypatch.setattr(storage, "LINGER", linger)
     assert storage.flush(timeout=20)
     opened: list[str] = []
     connect = BaseDatabaseWrapper.connect
@@ -339,6 +334,22 @@ def _writer_in_a_burst(
     monkeypatch.setattr(
         storage, "close_old_connections", lambda: (closes.append(True), close_old_connections())
     )
+    return opened, closes
+
+
+def _writer_in_a_burst(
+    monkeypatch: pytest.MonkeyPatch, first_batch: Any
+) -> tuple[Any, list[Any], list[str], int]:
+    """A full batch, then three more traces queued while it is written (after
+    its insert, ``first_batch`` runs), then flush(). The writer's connection
+    wrapper, as it is after flush(); the database connection each batch was
+    written on; the names of the threads that opened one; how often the
+    writer closed its old connections."""
+    import threading
+
+    from django.db import connections
+
+    opened, closes = _watch_writer(monkeypatch, linger=60.0)
     entered, release = threading.Event(), threading.Event()
     wrappers: list[Any] = []
     used: list[Any] = []
@@ -428,29 +439,11 @@ def test_the_writer_keeps_its_connection_between_batches_until_idle(
     """Traces one at a time (a developer clicking through pages): one
     connection serves the batches until the writer has been idle for IDLE
     seconds, or flush() asks for it closed."""
-    import threading
-
     from django.db import connections
-    from django.db.backends.base.base import BaseDatabaseWrapper
 
     from kolo_django.models import Trace
 
-    monkeypatch.setattr(storage, "is_test_run", lambda: False)
-    monkeypatch.setattr(storage, "LINGER", 0.0)
-    assert storage.flush(timeout=20)
-    opened: list[str] = []
-    connect = BaseDatabaseWrapper.connect
-
-    def counted_connect(self: Any) -> None:
-        opened.append(threading.current_thread().name)
-        connect(self)
-
-    monkeypatch.setattr(BaseDatabaseWrapper, "connect", counted_connect)
-    closes: list[bool] = []
-    close_old_connections = storage.close_old_connections
-    monkeypatch.setattr(
-        storage, "close_old_connections", lambda: (closes.append(True), close_old_connections())
-    )
+    opened, closes = _watch_writer(monkeypatch, linger=0.0)
     used: list[Any] = []
     insert_rows = storage.insert_rows
 
