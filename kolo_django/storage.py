@@ -272,10 +272,6 @@ class _Writer:
                 broken = _errors_occurred()
                 if broken:
                     close_old_connections()
-                # Under DEBUG, Django logs each COMMIT outside any cursor; no
-                # request ever resets this thread's log.
-                for connection in connections.all(initialized_only=True):
-                    connection.queries_log.clear()
                 with self.lock:
                     self.holding = not broken
                     self.pending -= len(items)

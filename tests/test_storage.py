@@ -513,7 +513,9 @@ def test_debug_logs_none_of_the_storage_statements(
     # Not even its COMMITs, which Django logs without a cursor.
     assert writer_connections and not writer_connections[-1].queries_log
     monkeypatch.setattr(storage, "is_test_run", lambda: True)
+    before = list(connections[storage.alias()].queries_log)
     storage.store_recorded(document(path="/debug/in-request/"), set())
+    assert list(connections[storage.alias()].queries_log) == before
     from kolo_django.models import Trace
 
     assert Trace.objects.count() == 4  # logged, as the project's own query

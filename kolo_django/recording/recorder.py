@@ -197,9 +197,14 @@ def unlogged(using: str) -> Iterator[None]:
     if "make_debug_cursor" in vars(connection):
         yield  # nested: the outer block restores it
         return
+    log = connection.queries_log
+    last = log[-1] if log else None
     # An instance attribute: this thread's connection only, for this block only.
     connection.make_debug_cursor = connection.make_cursor  # type: ignore[method-assign]
     try:
         yield
     finally:
         del connection.make_debug_cursor
+        # Django logs COMMIT and ROLLBACK without a cursor: taken back.
+        while log and log[-1] is not last:
+            log.pop()
