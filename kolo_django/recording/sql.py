@@ -137,6 +137,10 @@ class RowRecordingCursor:
         self.counts_only = "rows_in" in event
 
     def _keep(self, rows: Any) -> None:
+        if self.counts_only:
+            # Rows that become model instances (the ORM's chunks): counted.
+            self.event["rows_read"] += len(rows)
+            return
         try:
             with self.recorder.own_work():
                 self._copy(rows)
@@ -147,9 +151,6 @@ class RowRecordingCursor:
         if not rows:
             return
         event = self.event
-        if "rows_in" in event:
-            event["rows_read"] += len(rows)
-            return
         kept = event["rows"]
         room = self.limit - len(kept)
         if room > 0:
@@ -173,11 +174,7 @@ class RowRecordingCursor:
 
     def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
         rows = self.wrapped.fetchmany(*args, **kwargs)
-        if self.counts_only:
-            # Rows that become model instances (the ORM's chunks): counted.
-            self.event["rows_read"] += len(rows)
-        else:
-            self._keep(rows)
+        self._keep(rows)
         return rows
 
     def fetchall(self) -> Any:
