@@ -21,7 +21,7 @@ class Trace(models.Model):
     query_count = models.PositiveIntegerField(default=0)
     event_count = models.PositiveIntegerField(default=0)
     size = models.PositiveIntegerField(default=0, help_text="Stored bytes of the document.")
-    schema_version = models.PositiveSmallIntegerField(default=trace.SCHEMA_VERSION)
+    schema_version = models.PositiveSmallIntegerField(default=trace.schema_version)
     document = models.BinaryField()
 
     class Meta:

@@ -31,7 +31,7 @@ try:
 except ImportError:  # no wheel for this platform: zlib, slower for a larger size
     zstandard = None  # type: ignore[assignment]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 TRACE_ID_RE = re.compile(r"^trc_[0-9A-HJKMNP-TV-Z]{26}$")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -50,6 +50,12 @@ def new_trace_id(timestamp_ms: int | None = None) -> str:
         chars.append(_CROCKFORD[value & 31])
         value >>= 5
     return "trc_" + "".join(reversed(chars))
+
+
+def schema_version() -> int:
+    """The model field's default: a callable, so that a new version needs no
+    migration."""
+    return SCHEMA_VERSION
 
 
 def is_trace_id(value: str) -> bool:
@@ -231,6 +237,7 @@ def decompress(data: bytes) -> bytes:
 def dumps_checked(document: dict[str, Any], check: Callable[[str], bool] | None) -> bytes | None:
     """:func:`dumps`, showing ``check`` each piece of JSON text before it is
     compressed; when ``check`` returns True, stops and returns None."""
+    document = pack(document)
     if all(
         not isinstance(value, list) or len(value) <= _EVENTS_PER_PIECE
         for value in document.values()
@@ -288,7 +295,7 @@ def loads(data: bytes | memoryview) -> dict[str, Any]:
         document = _loads_json(text)
     except (zlib.error, UnicodeDecodeError, ValueError) as exc:
         raise TraceFormatError(f"the stored document is corrupt ({exc})") from None
-    return upgrade(document)
+    return unpack(upgrade(document))
 
 
 def _loads_json(text: bytes) -> Any:
@@ -317,4 +324,212 @@ def upgrade(document: Any) -> dict[str, Any]:
         # events; a row read again is not repeated as backing; locals once per
         # call): every version 1 document is a valid version 2 document.
         document["schema_version"] = version = 2
+    if version == 2:
+        # Version 3 changes only the stored form of call and return events
+        # (see pack()): a version 2 document is a valid version 3 document.
+        document["schema_version"] = version = 3
+    return document
+
+
+# --- The stored form of call and return events ------------------------------------
+#
+# They are most of a full-capture trace, and most of their ids, parents,
+# depths and times follow from their order. pack() leaves out what follows
+# and writes times as microseconds since the event before; unpack() puts it
+# all back, so the document read is the document recorded. Both follow
+# _Order's rules (pack() inlines the usual case), which is all they need to
+# agree on.
+
+_ORDER_KEYS = frozenset(("type", "id", "parent", "depth", "t", "dt"))
+_ABSENT: Any = object()
+# The key that marks a packed document (and the packing's version).
+PACKED = "packed_calls"
+
+
+def _microseconds(t: Any) -> int | None:
+    """``t`` (milliseconds) in whole microseconds, if that loses nothing."""
+    if type(t) is float or type(t) is int:
+        us = round(t * 1000)
+        if us / 1000 == t:
+            return us
+    return None
+
+
+class _Order:
+    """What the events so far imply for the next call or return."""
+
+    __slots__ = ("open", "depths", "last_id", "clock")
+
+    def __init__(self) -> None:
+        self.open: list[Any] = []  # calls not returned yet, innermost last
+        self.depths: dict[int, int] = {}
+        self.last_id = 0
+        self.clock = 0  # microseconds: the time of the last event that had one
+
+    def next_id(self) -> int:
+        return self.last_id + 1
+
+    def parent(self) -> Any:
+        return self.open[-1] if self.open else None
+
+    def depth(self, parent: Any) -> Any:
+        if parent is None:
+            return 0
+        return self.depths.get(parent, -1) + 1 if type(parent) is int else 0
+
+    def called(self, call_id: Any, parent: Any, depth: Any) -> None:
+        if type(call_id) is int:
+            self.last_id = call_id
+            if type(depth) is int:
+                self.depths[call_id] = depth
+        opened = self.open
+        if parent is None:
+            opened.clear()
+        elif not opened or opened[-1] != parent:
+            # Another thread's call, or one made while a generator was
+            # suspended: the chain restarts from its parent.
+            if parent in opened:
+                del opened[opened.index(parent) + 1 :]
+            else:
+                opened[:] = [parent]
+        opened.append(call_id)
+
+    def returned(self, call_id: Any) -> None:
+        opened = self.open
+        if opened and opened[-1] == call_id:
+            opened.pop()
+        elif call_id in opened:
+            del opened[opened.index(call_id) :]
+
+
+def pack(document: dict[str, Any]) -> dict[str, Any]:
+    """The stored form of ``document``: a shallow copy whose call and return
+    events leave out what their order implies (``document`` is not changed)."""
+    events = document.get("events")
+    if not isinstance(events, list) or not any(
+        type(e) is dict and e.get("type") in ("call", "return") for e in events
+    ):
+        return document
+    order = _Order()
+    opened = order.open
+    depths = order.depths
+    # The order's counters are kept in locals (this loop runs in the request),
+    # and handed over whenever one of its methods runs.
+    last_id = clock = 0
+    packed_events: list[Any] = []
+    append = packed_events.append
+    for event in events:
+        kind = event.get("type") if type(event) is dict else None
+        if kind == "call":
+            packed = event.copy()
+            call_id = packed.pop("id", _ABSENT)
+            parent = packed.pop("parent", _ABSENT)
+            depth = packed.pop("depth", _ABSENT)
+            if call_id is _ABSENT or parent is _ABSENT or depth is _ABSENT:
+                return document  # not written by the recorder: stored as it is
+            if (
+                call_id == last_id + 1
+                and type(call_id) is int
+                and type(parent) is int
+                and opened
+                and parent == opened[-1]
+                and type(opened[-1]) is int
+                and type(depth) is int
+                and depth == depths.get(parent, -1) + 1
+            ):
+                # The usual call, one level below the innermost open one.
+                last_id = call_id
+                depths[call_id] = depth
+                opened.append(call_id)
+            else:
+                if not (type(call_id) is int and call_id == last_id + 1):
+                    packed["id"] = call_id
+                implied = order.parent()
+                if not (parent == implied and type(parent) is type(implied)):
+                    packed["parent"] = parent
+                if not (type(depth) is int and depth == order.depth(parent)):
+                    packed["depth"] = depth
+                order.last_id = last_id
+                order.called(call_id, parent, depth)
+                last_id = order.last_id
+        elif kind == "return":
+            packed = event.copy()
+            call_id = packed.pop("id", _ABSENT)
+            if call_id is _ABSENT:
+                return document
+            if (
+                opened
+                and call_id == opened[-1]
+                and type(call_id) is int
+                and type(opened[-1]) is int
+            ):
+                opened.pop()
+            else:
+                packed["id"] = call_id
+                order.returned(call_id)
+        else:
+            us = _microseconds(event.get("t")) if kind is not None else None
+            if us is not None:
+                clock = us
+            append(event)
+            continue
+        t = packed.pop("t", _ABSENT)
+        if t is not _ABSENT:
+            us = round(t * 1000) if type(t) is float else None
+            if us is None or us / 1000 != t:
+                us = _microseconds(t)
+            if us is None:
+                packed["t"] = t
+            else:
+                packed["dt"] = us - clock
+                clock = us
+        append(packed)
+    return {**document, "events": packed_events, PACKED: 1}
+
+
+def unpack(document: dict[str, Any]) -> dict[str, Any]:
+    """Put back in place what :func:`pack` left out."""
+    if document.pop(PACKED, None) is None:
+        return document
+    events = document.get("events")
+    if not isinstance(events, list):
+        raise TraceFormatError("the document's call events cannot be read (no events)")
+    order = _Order()
+    try:
+        for index, event in enumerate(events):
+            kind = event.get("type") if type(event) is dict else None
+            if kind == "call":
+                call_id = event["id"] if "id" in event else order.next_id()
+                parent = event["parent"] if "parent" in event else order.parent()
+                depth = event["depth"] if "depth" in event else order.depth(parent)
+                full: dict[str, Any] = {
+                    "type": "call",
+                    "id": call_id,
+                    "parent": parent,
+                    "depth": depth,
+                }
+                order.called(call_id, parent, depth)
+            elif kind == "return":
+                call_id = event["id"] if "id" in event else order.parent()
+                full = {"type": "return", "id": call_id}
+                order.returned(call_id)
+            else:
+                us = _microseconds(event.get("t")) if kind is not None else None
+                if us is not None:
+                    order.clock = us
+                continue
+            for key, value in event.items():
+                if key not in _ORDER_KEYS:
+                    full[key] = value
+            if "dt" in event:
+                order.clock += event["dt"]
+                full["t"] = order.clock / 1000
+            elif "t" in event:
+                full["t"] = event["t"]
+                us = _microseconds(event["t"])
+                if us is not None:
+                    order.clock = us
+            events[index] = full
+    except TypeError as exc:  # an unhashable id, a dt that is not a number...
+        raise TraceFormatError(f"the document's call events cannot be read ({exc})") from None
     return document

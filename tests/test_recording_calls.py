@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +13,7 @@ from django.test import Client, override_settings
 from django.urls import path
 from django.views.decorators.debug import sensitive_variables
 
+from kolo_django import trace
 from kolo_django.recording.redact import REDACTED
 from tests.helpers_recording import only_trace
 
@@ -213,6 +215,34 @@ def test_suspended_generators_are_not_parents(client: Client, traces: Any, db: N
     returned = [e["id"] for e in document["events"] if e["type"] == "return"]
     assert len(returned) == len(set(returned)) and set(returned) <= {c["id"] for c in calls}
     assert {c["id"] for c in calls[:5]} <= set(returned)
+
+
+@pytest.mark.parametrize("path", ["/calls/", "/interleaved/", "/thrown/", "/comprehensions/"])
+@override_settings(KOLO_DJANGO=config())
+def test_the_stored_calls_read_back_as_recorded(
+    client: Client, traces: Any, db: None, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """Storage leaves out the ids, parents, depths and times that the events'
+    order implies, generators suspended between calls included; the document
+    read back is the one recorded, key for key."""
+    from kolo_django import storage
+
+    recorded: list[dict[str, Any]] = []
+    prepare = storage._prepare
+
+    def keep(document: dict[str, Any], secrets: set[str]) -> Any:
+        row = prepare(document, secrets)
+        recorded.append(copy.deepcopy(document))
+        return row
+
+    monkeypatch.setattr(storage, "_prepare", keep)
+    client.get(path)
+    _obj, document = only_trace(traces)
+    assert document == recorded[0]
+    assert [list(e) for e in document["events"]] == [list(e) for e in recorded[0]["events"]]
+    packed = trace.pack(recorded[0])["events"]
+    assert sum(e["type"] in ("call", "return") for e in packed) >= 3
+    assert not any("t" in e for e in packed if e["type"] in ("call", "return"))
 
 
 @override_settings(KOLO_DJANGO=config())

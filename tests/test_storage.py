@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import math
 import time
 import uuid
@@ -541,12 +542,108 @@ def test_sigterm_flush_only_where_nothing_handles_sigterm(
     assert installed == [storage._flush_then_die]
 
 
-def test_version_1_documents_are_upgraded() -> None:
-    """Version 2 only stores less: a version 1 document reads as it was."""
+def test_older_documents_are_upgraded() -> None:
+    """Versions 2 and 3 only store less: a version 1 document reads as it was."""
     old = {"schema_version": 1, "events": [{"type": "call", "id": 1, "locals": {"x": "1"}}]}
-    upgraded = trace.loads(trace.dumps(old))
-    assert upgraded["schema_version"] == trace.SCHEMA_VERSION == 2
+    upgraded = trace.loads(zlib.compress(json.dumps(old).encode()))
+    assert upgraded["schema_version"] == trace.SCHEMA_VERSION == 3
     assert upgraded["events"] == old["events"]
+
+
+def _call(call_id: int, parent: int | None, depth: int, t: float) -> dict[str, Any]:
+    return {
+        "type": "call",
+        "id": call_id,
+        "parent": parent,
+        "depth": depth,
+        "function": "f",
+        "t": t,
+    }
+
+
+def _return(call_id: int, t: float) -> dict[str, Any]:
+    return {"type": "return", "id": call_id, "value": "None", "t": t}
+
+
+# Calls as the recorder writes them: nested calls; a generator (2) suspended
+# while its caller makes another call (4); a second thread's calls (5, 6)
+# between the first thread's; a call with no return (the response was sent
+# first); times with and without whole microseconds.
+CALL_EVENTS = [
+    _call(1, None, 0, 0.125),
+    _call(2, 1, 1, 0.25),
+    _call(3, 2, 2, 0.5),
+    _return(3, 0.75),
+    {"type": "sql", "sql": "SELECT 1", "t": 1.5},
+    _call(4, 1, 1, 2.0),
+    _call(5, None, 0, 2.125),
+    _return(4, 2.25),
+    _call(6, 5, 1, 2.5),
+    _return(2, 3.0),
+    _return(6, 3.125),
+    {"type": "log", "t": None},
+    _return(5, 1 / 3),
+    _call(7, 1, 1, 4.0),
+]
+
+
+def test_calls_are_stored_without_what_their_order_implies() -> None:
+    doc = document(events=CALL_EVENTS)
+    packed = trace.pack(doc)["events"]
+    assert doc["events"] == CALL_EVENTS  # packing copies
+    # The usual calls and returns keep none of their order's keys...
+    assert packed[1] == {"type": "call", "function": "f", "dt": 125}
+    assert packed[3] == {"type": "return", "value": "None", "dt": 250}
+    # ...the others keep what differs: a call made beside a suspended
+    # generator names its parent, a return that is not the innermost open
+    # call's names its id, a time with a fraction of a microsecond stays.
+    assert packed[5] == {"type": "call", "function": "f", "parent": 1, "dt": 500}
+    assert packed[7] == {"type": "return", "value": "None", "id": 4, "dt": 125}
+    assert packed[12]["t"] == 1 / 3 and "dt" not in packed[12]
+    assert packed[4] is CALL_EVENTS[4]  # other events are left as they are
+    back = trace.loads(trace.dumps(doc))
+    assert back == doc
+    assert [list(e) for e in back["events"]] == [list(e) for e in CALL_EVENTS]
+
+
+def test_packing_reads_back_any_document() -> None:
+    """Keys of odd types, or missing, are kept as they are."""
+    odd = [
+        {"type": "call", "id": "x", "parent": [1], "depth": "d", "t": "soon"},
+        {"type": "call", "id": 2, "parent": True, "depth": 1.0},
+        {"type": "return", "id": True, "t": 2},
+        "not an event",
+        {"type": "call", "id": 3, "parent": None, "depth": 0, "t": True},
+        {"type": "return", "id": 1.0},
+    ]
+    doc = document(events=odd)
+    assert trace.pack(doc)["events"] != odd
+    assert trace.loads(trace.dumps(doc))["events"] == odd
+    # A call without its parent is not the recorder's: nothing is left out.
+    doc = document(events=[*CALL_EVENTS, {"type": "call", "id": 8, "t": 5.0}])
+    assert trace.pack(doc) is doc
+    assert trace.loads(trace.dumps(doc)) == doc
+
+
+def test_a_broken_packed_document_is_a_format_error() -> None:
+    data = zlib.compress(
+        json.dumps(
+            {"schema_version": 3, trace.PACKED: 1, "events": [{"type": "call", "dt": "x"}]}
+        ).encode()
+    )
+    with pytest.raises(trace.TraceFormatError, match="call events cannot be read"):
+        trace.loads(data)
+
+
+def test_the_app_needs_no_new_migration(db: None) -> None:
+    """A new schema version changes no field: the model's default is a callable."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("makemigrations", "kolo_django", check=True, dry_run=True, stdout=out)
+    assert "No changes detected" in out.getvalue()
 
 
 def test_flush_does_not_deadlock_inside_submit() -> None:
