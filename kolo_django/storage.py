@@ -123,6 +123,8 @@ def _prepare(document: dict[str, Any], secrets: set[str]) -> Trace | None:
     try:
         scrubber = Scrubber(secrets)
         stage = "storage"
+        # The recorder's document is not read again: packed in place.
+        document = trace.pack(document, in_place=True)
         data = trace.dumps_checked(document, scrubber.dirty)
         if data is None:
             stage = "document"

@@ -402,12 +402,16 @@ class _Order:
             del opened[opened.index(call_id) :]
 
 
-def pack(document: dict[str, Any]) -> dict[str, Any]:
+def pack(document: dict[str, Any], *, in_place: bool = False) -> dict[str, Any]:
     """The stored form of ``document``: a shallow copy whose call and return
-    events leave out what their order implies (``document`` is not changed)."""
+    events leave out what their order implies. ``in_place``: the events
+    themselves are changed instead, sparing a copy of each (for a just
+    recorded document, which is not read again)."""
     events = document.get("events")
-    if not isinstance(events, list) or not any(
-        type(e) is dict and e.get("type") in ("call", "return") for e in events
+    if (
+        PACKED in document
+        or not isinstance(events, list)
+        or not any(type(e) is dict and e.get("type") in ("call", "return") for e in events)
     ):
         return document
     order = _Order()
@@ -421,12 +425,12 @@ def pack(document: dict[str, Any]) -> dict[str, Any]:
     for event in events:
         kind = event.get("type") if type(event) is dict else None
         if kind == "call":
-            packed = event.copy()
+            packed = event if in_place else event.copy()
             call_id = packed.pop("id", _ABSENT)
             parent = packed.pop("parent", _ABSENT)
             depth = packed.pop("depth", _ABSENT)
             if call_id is _ABSENT or parent is _ABSENT or depth is _ABSENT:
-                return document  # not written by the recorder: stored as it is
+                return _not_packable(document, in_place)
             if (
                 call_id == last_id + 1
                 and type(call_id) is int
@@ -453,10 +457,10 @@ def pack(document: dict[str, Any]) -> dict[str, Any]:
                 order.called(call_id, parent, depth)
                 last_id = order.last_id
         elif kind == "return":
-            packed = event.copy()
+            packed = event if in_place else event.copy()
             call_id = packed.pop("id", _ABSENT)
             if call_id is _ABSENT:
-                return document
+                return _not_packable(document, in_place)
             if (
                 opened
                 and call_id == opened[-1]
@@ -484,7 +488,18 @@ def pack(document: dict[str, Any]) -> dict[str, Any]:
                 packed["dt"] = us - clock
                 clock = us
         append(packed)
+    if in_place:
+        document[PACKED] = 1
+        return document
     return {**document, "events": packed_events, PACKED: 1}
+
+
+def _not_packable(document: dict[str, Any], in_place: bool) -> dict[str, Any]:
+    """A call or return without its id, parent or depth was not written by
+    the recorder: such a document is stored as it is."""
+    if in_place:  # half changed already
+        raise TraceFormatError("a call or return event lacks its id, parent or depth")
+    return document
 
 
 def unpack(document: dict[str, Any]) -> dict[str, Any]:

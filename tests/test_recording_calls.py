@@ -231,9 +231,8 @@ def test_the_stored_calls_read_back_as_recorded(
     prepare = storage._prepare
 
     def keep(document: dict[str, Any], secrets: set[str]) -> Any:
-        row = prepare(document, secrets)
         recorded.append(copy.deepcopy(document))
-        return row
+        return prepare(document, secrets)
 
     monkeypatch.setattr(storage, "_prepare", keep)
     client.get(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import decimal
 import json
@@ -604,6 +605,23 @@ def test_calls_are_stored_without_what_their_order_implies() -> None:
     back = trace.loads(trace.dumps(doc))
     assert back == doc
     assert [list(e) for e in back["events"]] == [list(e) for e in CALL_EVENTS]
+
+
+def test_a_recorded_document_is_packed_in_place() -> None:
+    doc = document(events=copy.deepcopy(CALL_EVENTS))
+    events = doc["events"]
+    assert trace.pack(doc, in_place=True) is doc
+    assert (
+        doc["events"] is events
+        and doc["events"] == trace.pack(document(events=CALL_EVENTS))["events"]
+    )
+    # Packed already: written as it is, and read back as recorded.
+    assert trace.pack(doc) is doc
+    assert trace.loads(trace.dumps(doc))["events"] == CALL_EVENTS
+    # A call the recorder did not write cannot be packed in place.
+    doc = document(events=[{"type": "call", "id": 1, "t": 0.5}])
+    with pytest.raises(trace.TraceFormatError, match="lacks its id, parent or depth"):
+        trace.pack(doc, in_place=True)
 
 
 def test_packing_reads_back_any_document() -> None:
