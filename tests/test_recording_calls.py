@@ -97,7 +97,22 @@ def _comprehensions(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"{doubled} {sorted(by_key)} {sorted(unique)} {lazy}")
 
 
+class _Shown:
+    """A local whose __repr__ runs project code and a query."""
+
+    def __repr__(self) -> str:
+        from django.contrib.auth.models import User
+
+        return f"<Shown {_total([1, 2])} {User.objects.count()}>"
+
+
+def _shown(request: HttpRequest) -> HttpResponse:
+    shown = _Shown()
+    return HttpResponse(repr(shown))
+
+
 urlpatterns = [
+    path("shown/", _shown),
     path("calls/", _view),
     path("comprehensions/", _comprehensions),
     path("thrown/", _thrown),
@@ -242,6 +257,18 @@ def test_the_stored_calls_read_back_as_recorded(
     packed = trace.pack(recorded[0])["events"]
     assert sum(e["type"] in ("call", "return") for e in packed) >= 3
     assert not any("t" in e for e in packed if e["type"] in ("call", "return"))
+
+
+@override_settings(KOLO_DJANGO=config())
+def test_what_a_repr_of_a_local_runs_is_not_recorded(
+    client: Client, traces: Any, db: None
+) -> None:
+    assert client.get("/shown/").content == b"<Shown 3 0>"
+    document, calls, returns = recorded_calls(traces)
+    # The view's own repr() is recorded; the one taken of its local is not.
+    assert [c["function"] for c in calls] == ["_shown", "_Shown.__repr__", "_total"]
+    assert len([e for e in document["events"] if e["type"] == "sql"]) == 1
+    assert returns[calls[0]["id"]]["locals"]["shown"] == "<Shown 3 0>"
 
 
 @override_settings(KOLO_DJANGO=config())

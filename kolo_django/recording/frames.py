@@ -36,6 +36,7 @@ from django.conf import settings
 from ..conf import get_config
 from .recorder import Recorder, _current, fault
 from .redact import REDACTED
+from .reprs import _state as _reprs_state
 from .reprs import safe_locals, safe_repr
 
 logger = logging.getLogger("kolo_django")
@@ -241,22 +242,31 @@ class CallTracker:
         if len(events) >= recorder.max_events:
             recorder.dropped_events += 1
             return
-        if exception is not None:
-            event: dict[str, Any] = {
-                "type": "return",
-                "id": call_id,
-                "exception": f"{type(exception).__name__}: {safe_repr(str(exception), self.limit)}",
-            }
-        else:
-            event = {
-                "type": "return",
-                "id": call_id,
-                "value": REDACTED if sensitive == "__ALL__" else safe_repr(value, self.limit),
-            }
-        if self.capture_locals:
-            event["locals"] = safe_locals(
-                frame.f_locals, self.limit, self.max_locals, sensitive, recorder.secrets
-            )
+        # One guard for all of this event's reprs: the recorder silent (a
+        # __repr__ may run project code, which is not recorded; mode is None
+        # here), and each __repr__ run without a guard of its own.
+        recorder.mode = "silent"
+        _reprs_state.held = True
+        try:
+            if exception is not None:
+                event: dict[str, Any] = {
+                    "type": "return",
+                    "id": call_id,
+                    "exception": f"{type(exception).__name__}: {safe_repr(str(exception), self.limit)}",
+                }
+            else:
+                event = {
+                    "type": "return",
+                    "id": call_id,
+                    "value": REDACTED if sensitive == "__ALL__" else safe_repr(value, self.limit),
+                }
+            if self.capture_locals:
+                event["locals"] = safe_locals(
+                    frame.f_locals, self.limit, self.max_locals, sensitive, recorder.secrets
+                )
+        finally:
+            _reprs_state.held = False
+            recorder.mode = None
         event["t"] = recorder.elapsed_ms()
         events.append(event)
 

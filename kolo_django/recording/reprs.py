@@ -22,6 +22,9 @@ from django.utils.functional import LazyObject, Promise, empty
 from .recorder import current
 from .redact import REDACTED, collect, is_secret_key
 
+# Per thread: ``active`` while a guarded __repr__ runs; ``held`` while a
+# call's return event takes its reprs, under one guard for them all (the
+# recorder silent, set by CallTracker.on_return).
 _state = threading.local()
 _PLAIN = (int, float, bool, type(None))
 
@@ -65,7 +68,7 @@ def _repr(value: Any, limit: int, depth: int) -> str:
         return repr(value)
     if cls is str:
         return repr(value[:limit])
-    kind = _kind(cls)
+    kind = _KINDS.get(cls) or _kind(cls)
     if kind == "plain":
         return repr(value)
     if kind == "str":
@@ -224,6 +227,9 @@ def _flat_items(items: Any, limit: int) -> bool:
 
 
 def _guarded_repr(value: Any) -> str:
+    if getattr(_state, "held", False):
+        # Under CallTracker.on_return's guard, held for all its reprs.
+        return _user_repr(value)
     if getattr(_state, "active", False):
         return f"<{type(value).__qualname__}>"
     _state.active = True
@@ -233,15 +239,20 @@ def _guarded_repr(value: Any) -> str:
     if recorder is not None:
         recorder.mode = "silent"
     try:
+        return _user_repr(value)
+    finally:
+        if recorder is not None:
+            recorder.mode = previous
+        _state.active = False
+
+
+def _user_repr(value: Any) -> str:
+    try:
         return repr(value)
     except RecursionError:
         return f"<{type(value).__qualname__} (repr recursed)>"
     except Exception as exc:
         return f"<{type(value).__qualname__} (repr failed: {type(exc).__name__})>"
-    finally:
-        if recorder is not None:
-            recorder.mode = previous
-        _state.active = False
 
 
 def safe_locals(
@@ -271,9 +282,14 @@ def safe_locals(
             if secrets is not None and isinstance(value, (str, bytes)):
                 collect(value, secrets)
             out[name] = REDACTED
-        elif type(value) is str and len(value) <= limit:
-            # Most locals: safe_repr's answer without its dispatch.
-            text = repr(value)
+        elif type(value) in _FLAT_TYPES and (type(value) is not str or len(value) <= limit):
+            # Most locals: safe_repr's answer without its dispatch (a str
+            # within the limit, a float, a bool, None; an int, whose repr
+            # only fails beyond sys.get_int_max_str_digits()).
+            try:
+                text = repr(value)
+            except ValueError:
+                text = safe_repr(value, limit)
             out[name] = text if len(text) <= limit else text[: limit - 1] + "…"
         else:
             out[name] = safe_repr(value, limit)
