@@ -345,7 +345,11 @@ def _mon_start(code: CodeType, offset: int) -> Any:
         decision = _project_code.get(code)
         if decision is False:
             return sys.monitoring.DISABLE
-        tracker = _tracker()
+        # _tracker(), inlined here and below: these run for every project call.
+        recorder = _current_get()
+        tracker = recorder.calls if recorder is not None else None
+        if tracker is not None and tracker.failed:
+            tracker = None
         if decision is None:
             # Decided in any thread, recorded or not (the storage writer's,
             # a request left unrecorded): library code is then disabled for
@@ -367,8 +371,9 @@ def _mon_return(code: CodeType, offset: int, retval: Any) -> Any:
     if decision is False:
         return sys.monitoring.DISABLE
     if decision:
-        tracker = _tracker()
-        if tracker is not None:
+        recorder = _current_get()
+        tracker = recorder.calls if recorder is not None else None
+        if tracker is not None and not tracker.failed:
             try:
                 tracker.on_return(sys._getframe(1), retval)
             except Exception:
@@ -544,21 +549,35 @@ def _c_decide(frame: FrameType) -> bool | None:
 
 
 def _c_call(frame: FrameType) -> None:
-    tracker = _tracker()
-    if tracker is None or tracker.recorder.mode is not None:
+    # _tracker() inlined, and _profile_call() but for generators and
+    # coroutines: this runs for every project call.
+    recorder = _current_get()
+    if recorder is None or recorder.mode is not None:
+        return
+    tracker = recorder.calls
+    if tracker is None or tracker.failed:
         return
     try:
-        _profile_call(tracker, frame)
+        if frame.f_code.co_flags & _RESUMABLE:
+            _profile_call(tracker, frame)
+        else:
+            tracker.on_call(frame)
     except Exception:
         tracker.fail()
 
 
 def _c_return(frame: FrameType, value: Any) -> None:
-    tracker = _tracker()
-    if tracker is None or tracker.recorder.mode is not None:
+    recorder = _current_get()
+    if recorder is None or recorder.mode is not None:
+        return
+    tracker = recorder.calls
+    if tracker is None or tracker.failed:
         return
     try:
-        _profile_return(tracker, frame, value)
+        if frame.f_code.co_flags & _RESUMABLE:
+            _profile_return(tracker, frame, value)
+        else:
+            tracker.on_return(frame, value)
     except Exception:
         tracker.fail()
 
