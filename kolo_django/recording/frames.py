@@ -242,11 +242,9 @@ class CallTracker:
         if len(events) >= recorder.max_events:
             recorder.dropped_events += 1
             return
-        # One guard for all of this event's reprs: the recorder silent (a
-        # __repr__ may run project code, which is not recorded; mode is None
-        # here), and each __repr__ run without a guard of its own.
-        recorder.mode = "silent"
-        _reprs_state.held = True
+        # This event's reprs share one guard (reprs._guarded_repr): each
+        # __repr__ of user code runs with the recorder silent, as set here.
+        _reprs_state.held = recorder
         try:
             if exception is not None:
                 event: dict[str, Any] = {
@@ -265,8 +263,7 @@ class CallTracker:
                     frame.f_locals, self.limit, self.max_locals, sensitive, recorder.secrets
                 )
         finally:
-            _reprs_state.held = False
-            recorder.mode = None
+            _reprs_state.held = None
         event["t"] = recorder.elapsed_ms()
         events.append(event)
 

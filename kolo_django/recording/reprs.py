@@ -22,9 +22,9 @@ from django.utils.functional import LazyObject, Promise, empty
 from .recorder import current
 from .redact import REDACTED, collect, is_secret_key
 
-# Per thread: ``active`` while a guarded __repr__ runs; ``held`` while a
-# call's return event takes its reprs, under one guard for them all (the
-# recorder silent, set by CallTracker.on_return).
+# Per thread: ``active`` while a guarded __repr__ runs; ``held``, the
+# recorder, while a call's return event takes its reprs (set by
+# CallTracker.on_return).
 _state = threading.local()
 _PLAIN = (int, float, bool, type(None))
 
@@ -227,9 +227,15 @@ def _flat_items(items: Any, limit: int) -> bool:
 
 
 def _guarded_repr(value: Any) -> str:
-    if getattr(_state, "held", False):
-        # Under CallTracker.on_return's guard, held for all its reprs.
-        return _user_repr(value)
+    held = getattr(_state, "held", None)
+    if held is not None:
+        # A return event's reprs (CallTracker.on_return, where the mode is
+        # None): its recorder is known, and no other repr of ours runs.
+        held.mode = "silent"
+        try:
+            return _user_repr(value)
+        finally:
+            held.mode = None
     if getattr(_state, "active", False):
         return f"<{type(value).__qualname__}>"
     _state.active = True
