@@ -190,7 +190,8 @@ _COMPRESS_EVERY = 1 << 20
 
 
 def dumps(document: dict[str, Any]) -> bytes:
-    """Compressed storage form of a document: its compact JSON, zlib-compressed."""
+    """Storage form of a document: its call and return events packed
+    (:func:`pack`), its compact JSON compressed (Zstandard, or zlib)."""
     data = dumps_checked(document, None)
     assert data is not None
     return data

@@ -260,9 +260,7 @@ def test_the_stored_calls_read_back_as_recorded(
 
 
 @override_settings(KOLO_DJANGO=config())
-def test_what_a_repr_of_a_local_runs_is_not_recorded(
-    client: Client, traces: Any, db: None
-) -> None:
+def test_what_a_repr_of_a_local_runs_is_not_recorded(client: Client, traces: Any, db: None) -> None:
     assert client.get("/shown/").content == b"<Shown 3 0>"
     document, calls, returns = recorded_calls(traces)
     # The view's own repr() is recorded; the one taken of its local is not.
