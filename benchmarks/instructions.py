@@ -3,8 +3,9 @@ counted by valgrind's callgrind, for each view and configuration.
 
 The timed sections vary by up to a third between runs on these machines, so
 a change of one or two percent cannot be seen there. Instruction counts
-repeat exactly for the same code, inputs and Python, whatever else the
-machine does: run this on two commits and compare. They are not the
+repeat to within about 0.1 % for the same code, inputs and Python, whatever
+else the machine does (the trace ids, the timestamps and the writer thread's
+timing still vary): run this on two commits and compare. They are not the
 wall-clock ratios of section 1 (the issue's targets): cache misses and
 memory stalls are not counted, nor the storage writer's thread (its inserts
 and commits), only the thread that serves the requests.
