@@ -480,9 +480,7 @@ def pack(document: dict[str, Any], *, in_place: bool = False) -> dict[str, Any]:
             continue
         t = packed.pop("t", _ABSENT)
         if t is not _ABSENT:
-            us = round(t * 1000) if type(t) is float else None
-            if us is None or us / 1000 != t:
-                us = _microseconds(t)
+            us = _microseconds(t)
             if us is None:
                 packed["t"] = t
             else:
