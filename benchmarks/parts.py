@@ -13,7 +13,11 @@ Variants:
   object decided, the request's tracker found) but recording nothing: what
   their dispatch alone costs;
 - ``full-nolocals``: calls recorded without their locals (``CAPTURE_LOCALS``
-  off).
+  off);
+- ``gen-nobacking``: gen level without the backing reads and M2M link rows
+  (``MAX_BACKING_ROWS`` 0);
+- ``gen-noinsert``: gen level with the writer's insert and commit replaced by
+  nothing (the trace is still built, serialised and compressed).
 
 ``--per-call N`` times ``benchmarks.views.title_words`` on a title of N
 words, N calls of ``normalise`` below one recorded call: without a recorder,
@@ -37,6 +41,8 @@ from .stub import StubServer
 _SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
     "off": ("off", {}),
     "gen": ("gen", {}),
+    "gen-nobacking": ("gen", {"MAX_BACKING_ROWS": 0}),
+    "gen-noinsert": ("gen", {}),
     "full-idle": ("full", {}),
     "full-nolocals": ("full", {"CAPTURE_LOCALS": False}),
     "full": ("full", {}),
@@ -47,8 +53,17 @@ WRITER = "kolo_django-writer"
 
 @contextlib.contextmanager
 def variant_patches(variant: str) -> Iterator[None]:
+    from kolo_django import storage
     from kolo_django.recording.frames import CallTracker
 
+    if variant == "gen-noinsert":
+        insert_rows = storage.insert_rows
+        storage.insert_rows = lambda rows: None
+        try:
+            yield
+        finally:
+            storage.insert_rows = insert_rows
+        return
     if variant != "full-idle":
         yield
         return

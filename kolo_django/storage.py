@@ -73,11 +73,14 @@ PRUNE_EVERY = 50
 # memory stays bounded when the database cannot keep up.
 MAX_QUEUED = 100
 # Traces written in one transaction (one commit, one fsync), and how long the
-# writer waits for a batch to fill: a commit per trace costs about as much as
-# serialising it, and waking the writer for each trace makes it contend with
-# the requests for the GIL.
+# writer waits for a batch to fill: a batch is written once no trace has come
+# for LINGER seconds, and at the latest MAX_LINGER seconds after its first.
+# A commit per trace costs about as much as serialising it, and on SQLite it
+# locks the database against the requests' own reads while it syncs; waking
+# the writer for each trace makes it contend with the requests for the GIL.
 BATCH = 20
 LINGER = 0.1
+MAX_LINGER = 1.0
 # Seconds without a trace after which the writer lets its connection go.
 IDLE = 1.0
 
@@ -182,7 +185,10 @@ class _Writer:
     per transaction. Nothing is lost at exit: ``flush`` runs at ``atexit``.
 
     A request only appends its trace: the writer is woken by the first trace
-    of a batch, then sleeps until the batch is full or ``LINGER`` has passed.
+    of a batch, then sleeps until the batch is full, no trace has come for
+    ``LINGER`` seconds, or ``MAX_LINGER`` has passed. A developer's click is
+    stored a moment after its request; a burst of requests is stored in a
+    few transactions.
     Waking a thread for each request (as a queue does) costs the requests more
     than the writing itself: every wake-up hands the GIL over and back."""
 
@@ -193,6 +199,8 @@ class _Writer:
         self.idle = threading.Condition(self.lock)
         self.wake = threading.Condition(self.lock)
         self.items: list[Trace] = []
+        # time.monotonic() of the latest trace queued.
+        self.last_submit = 0.0
         # Traces queued or being written.
         self.pending = 0
         # Set by flush(): write what is queued now.
@@ -220,6 +228,7 @@ class _Writer:
                 )
                 self.thread.start()
             self.items.append(row)
+            self.last_submit = time.monotonic()
             self.pending += 1
             if len(self.items) in (1, BATCH):
                 self.wake.notify()
@@ -239,9 +248,9 @@ class _Writer:
                 if self.release or left <= 0:
                     return None
                 self.wake.wait(left)
-            deadline = time.monotonic() + LINGER
+            deadline = time.monotonic() + MAX_LINGER
             while len(self.items) < BATCH and not self.hurry:
-                wait = deadline - time.monotonic()
+                wait = min(deadline, self.last_submit + LINGER) - time.monotonic()
                 if wait <= 0:
                     break
                 self.wake.wait(wait)

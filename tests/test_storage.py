@@ -251,7 +251,7 @@ def test_the_request_hands_the_writer_a_finished_row(monkeypatch: pytest.MonkeyP
     """Redacted, serialised and compressed before the writer sees it: the
     document's objects do not wait in the queue."""
     monkeypatch.setattr(storage, "is_test_run", lambda: False)
-    monkeypatch.setattr(storage, "LINGER", 60.0)
+    _linger(monkeypatch, 60.0)
     queued: list[Any] = []
     submit = storage._writer.submit
     monkeypatch.setattr(storage._writer, "submit", lambda row: (queued.append(row), submit(row))[1])
@@ -269,7 +269,7 @@ def test_flush_does_not_wait_for_a_batch_to_fill(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(storage, "is_test_run", lambda: False)
     # A writer that would linger for a minute: flush() tells it to write now.
-    monkeypatch.setattr(storage, "LINGER", 60.0)
+    _linger(monkeypatch, 60.0)
     storage.store_recorded(document(path="/one/"), set())
     assert storage.flush(timeout=20)
     assert [t.path for t in Trace.objects.all()] == ["/one/"]
@@ -282,7 +282,7 @@ def test_requests_do_not_wake_the_writer_for_every_trace(monkeypatch: pytest.Mon
     from kolo_django.models import Trace
 
     monkeypatch.setattr(storage, "is_test_run", lambda: False)
-    monkeypatch.setattr(storage, "LINGER", 60.0)
+    _linger(monkeypatch, 60.0)
     batches: list[int] = []
     insert_rows = storage.insert_rows
     monkeypatch.setattr(
@@ -312,6 +312,77 @@ def test_requests_do_not_wake_the_writer_for_every_trace(monkeypatch: pytest.Mon
     assert Trace.objects.count() == storage.BATCH + 3
 
 
+def _counted_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    batches: list[int] = []
+    insert_rows = storage.insert_rows
+    monkeypatch.setattr(
+        storage, "insert_rows", lambda rows: (batches.append(len(rows)), insert_rows(rows))
+    )
+    return batches
+
+
+def _wait_for(condition: Any, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_writer_stores_a_lone_trace_once_no_other_comes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A developer's single request: stored LINGER after it, not MAX_LINGER."""
+    from kolo_django.models import Trace
+
+    monkeypatch.setattr(storage, "is_test_run", lambda: False)
+    assert storage.flush(timeout=20)
+    monkeypatch.setattr(storage, "LINGER", 0.2)
+    monkeypatch.setattr(storage, "MAX_LINGER", 60.0)
+    batches = _counted_batches(monkeypatch)
+    storage.store_recorded(document(path="/lone/"), set())
+    _wait_for(lambda: batches)
+    assert batches == [1]
+    assert [t.path for t in Trace.objects.all()] == ["/lone/"]
+    assert storage.flush(timeout=20)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_writer_waits_while_traces_keep_coming_up_to_max_linger(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Traces closer together than LINGER share a transaction, until the
+    first of them has waited MAX_LINGER."""
+    from kolo_django.models import Trace
+
+    monkeypatch.setattr(storage, "is_test_run", lambda: False)
+    assert storage.flush(timeout=20)
+    monkeypatch.setattr(storage, "LINGER", 0.5)
+    monkeypatch.setattr(storage, "MAX_LINGER", 60.0)
+    batches = _counted_batches(monkeypatch)
+    # 0.9 s from the first to the last: one batch, though longer than LINGER.
+    for i in range(10):
+        storage.store_recorded(document(path=f"/steady/{i}/"), set())
+        time.sleep(0.1)
+    _wait_for(lambda: batches)
+    assert batches == [10]
+
+    # A stream that never goes quiet is written every MAX_LINGER all the same.
+    monkeypatch.setattr(storage, "LINGER", 0.3)
+    monkeypatch.setattr(storage, "MAX_LINGER", 0.6)
+    for i in range(15):
+        storage.store_recorded(document(path=f"/stream/{i}/"), set())
+        time.sleep(0.1)
+    assert len(batches) >= 3
+    assert storage.flush(timeout=20)
+    assert sum(batches) == 25 and Trace.objects.count() == 25
+
+
+def _linger(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """A writer that waits ``seconds`` for a batch to fill, quiet or not."""
+    monkeypatch.setattr(storage, "LINGER", seconds)
+    monkeypatch.setattr(storage, "MAX_LINGER", seconds)
+
+
 def _watch_writer(monkeypatch: pytest.MonkeyPatch, linger: float) -> tuple[list[str], list[bool]]:
     """A writer (as outside tests) lingering ``linger`` seconds, after a
     flush(): the names of the threads that open a connection from now on,
@@ -321,7 +392,7 @@ def _watch_writer(monkeypatch: pytest.MonkeyPatch, linger: float) -> tuple[list[
     from django.db.backends.base.base import BaseDatabaseWrapper
 
     monkeypatch.setattr(storage, "is_test_run", lambda: False)
-    monkeypatch.setattr(storage, "LINGER", linger)
+    _linger(monkeypatch, linger)
     assert storage.flush(timeout=20)
     opened: list[str] = []
     connect = BaseDatabaseWrapper.connect
