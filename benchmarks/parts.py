@@ -17,7 +17,14 @@ Variants:
 - ``gen-nobacking``: gen level without the backing reads and M2M link rows
   (``MAX_BACKING_ROWS`` 0);
 - ``gen-noinsert``: gen level with the writer's insert and commit replaced by
-  nothing (the trace is still built, serialised and compressed).
+  nothing (the trace is still built, serialised and compressed);
+- ``gen-linger-0.1``: gen level with the writer writing each batch 0.1 s
+  after its first trace, however many keep coming (the writer before
+  eed19a3).
+
+``--sql-time`` adds the time the serving thread spent in the database's
+``execute()`` a request, and how many of its statements took over 1 ms: a
+commit of the storage writer holds SQLite's reads back while it syncs.
 
 ``--per-call N`` times ``benchmarks.views.title_words`` on a title of N
 words, N calls of ``normalise`` below one recorded call: without a recorder,
@@ -34,6 +41,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from .client import WARMUP
 from .common import VIEWS, Environment, Table, median, ratio_text
 from .stub import StubServer
 
@@ -43,6 +51,7 @@ _SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
     "gen": ("gen", {}),
     "gen-nobacking": ("gen", {"MAX_BACKING_ROWS": 0}),
     "gen-noinsert": ("gen", {}),
+    "gen-linger-0.1": ("gen", {}),
     "full-idle": ("full", {}),
     "full-nolocals": ("full", {"CAPTURE_LOCALS": False}),
     "full": ("full", {}),
@@ -52,37 +61,38 @@ WRITER = "kolo_django-writer"
 
 
 @contextlib.contextmanager
-def variant_patches(variant: str) -> Iterator[None]:
-    from kolo_django import storage
-    from kolo_django.recording.frames import CallTracker
-
-    if variant == "gen-noinsert":
-        insert_rows = storage.insert_rows
-        storage.insert_rows = lambda rows: None
-        try:
-            yield
-        finally:
-            storage.insert_rows = insert_rows
-        return
-    if variant != "full-idle":
-        yield
-        return
-    # The callbacks still decide each code object and find the request's
-    # tracker; its methods then record nothing.
-    idle = {
-        "on_call": lambda self, frame: None,
-        "on_return": lambda self, frame, value, exception=None: None,
-        "on_suspend": lambda self, frame: None,
-        "on_resume": lambda self, frame: False,
-    }
-    saved = {name: getattr(CallTracker, name) for name in idle}
-    for name, method in idle.items():
-        setattr(CallTracker, name, method)
+def _patched(target: Any, values: dict[str, Any]) -> Iterator[None]:
+    saved = {name: getattr(target, name) for name in values}
+    for name, value in values.items():
+        setattr(target, name, value)
     try:
         yield
     finally:
-        for name, method in saved.items():
-            setattr(CallTracker, name, method)
+        for name, value in saved.items():
+            setattr(target, name, value)
+
+
+def variant_patches(variant: str) -> contextlib.AbstractContextManager[None]:
+    from kolo_django import storage
+    from kolo_django.recording.frames import CallTracker
+
+    patches: dict[str, tuple[Any, dict[str, Any]]] = {
+        "gen-noinsert": (storage, {"insert_rows": lambda rows: None}),
+        "gen-linger-0.1": (storage, {"LINGER": 0.1, "MAX_LINGER": 0.1}),
+        # The callbacks still decide each code object and find the request's
+        # tracker; its methods then record nothing.
+        "full-idle": (
+            CallTracker,
+            {
+                "on_call": lambda self, frame: None,
+                "on_return": lambda self, frame, value, exception=None: None,
+                "on_suspend": lambda self, frame: None,
+                "on_resume": lambda self, frame: False,
+            },
+        ),
+    }
+    target, values = patches.get(variant, (None, {}))
+    return _patched(target, values)
 
 
 class WriterCounts:
@@ -118,11 +128,54 @@ class WriterCounts:
         return self.batches, self.connections
 
 
-def run(view: str, rounds: int, requests: int, variants: list[str]) -> Table:
+class SqlTime:
+    """Time the main thread (the test Client's, which serves the requests)
+    spends in ``execute()``, and its statements slower than ``SLOW`` seconds."""
+
+    SLOW = 0.001
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.slow = 0
+
+    def install(self) -> None:
+        from django.db.backends.utils import CursorWrapper
+
+        main = threading.main_thread()
+        totals = self
+
+        def timed(original: Any) -> Any:
+            def wrapper(cursor: Any, *args: Any) -> Any:
+                if threading.current_thread() is not main:
+                    return original(cursor, *args)
+                started = time.perf_counter()
+                try:
+                    return original(cursor, *args)
+                finally:
+                    spent = time.perf_counter() - started
+                    totals.seconds += spent
+                    totals.slow += spent > totals.SLOW
+
+            return wrapper
+
+        CursorWrapper._execute = timed(CursorWrapper._execute)  # type: ignore[method-assign]
+        CursorWrapper._executemany = timed(CursorWrapper._executemany)  # type: ignore[method-assign]
+
+    def snapshot(self) -> tuple[float, int]:
+        return self.seconds, self.slow
+
+
+def run(
+    view: str, rounds: int, requests: int, variants: list[str], sql_time: bool = False
+) -> Table:
     from .client import run_batch
 
     counts = WriterCounts()
     counts.install()
+    sql = SqlTime()
+    if sql_time:
+        sql.install()
+    spent: dict[str, list[tuple[float, int]]] = {v: [] for v in variants}
     times: dict[str, list[float]] = {v: [] for v in variants}
     writer: dict[str, list[tuple[int, int]]] = {v: [] for v in variants}
     for round_index in range(rounds):
@@ -131,27 +184,47 @@ def run(view: str, rounds: int, requests: int, variants: list[str]) -> Table:
             config, extra = _SETTINGS[variant]
             before = counts.snapshot()
             with variant_patches(variant):
+                sql_before = sql.snapshot()
                 elapsed, _phases = run_batch(config, VIEWS[view], requests, extra=extra)
+                sql_after = sql.snapshot()
             after = counts.snapshot()
+            # The warm-up requests are in these figures too: a share a request.
+            spent[variant].append((sql_after[0] - sql_before[0], sql_after[1] - sql_before[1]))
             times[variant].append(elapsed)
             writer[variant].append((after[0] - before[0], after[1] - before[1]))
         print(f"  round {round_index + 1}/{rounds} done", flush=True)
+    columns = ["variant", "ms/request", "× off", "writer batches", "writer connections"]
+    if sql_time:
+        columns += ["SQL ms/request", "SQL > 1 ms"]
     table = Table(
         f"Variants of {view}, {requests} requests × {rounds} rounds (median over rounds, "
-        "min–max in brackets); the writer's batches and new connections a round",
-        ["variant", "ms/request", "× off", "writer batches", "writer connections"],
+        "min–max in brackets); the writer's batches and new connections a round"
+        + (
+            "; the serving thread's time in execute() a request (warm-up included) and its "
+            "statements over 1 ms a round"
+            if sql_time
+            else ""
+        ),
+        columns,
     )
     for variant in variants:
         ratios = [t / off for t, off in zip(times[variant], times["off"], strict=True)]
         batches = [b for b, _c in writer[variant]]
         connections = [c for _b, c in writer[variant]]
-        table.add(
+        cells = [
             variant,
             f"{median(times[variant]) / requests * 1000:.2f}",
             "1.00" if variant == "off" else ratio_text(ratios),
             f"{median(batches):.0f}",
             f"{median(connections):.0f}",
-        )
+        ]
+        if sql_time:
+            made = requests + WARMUP
+            cells += [
+                f"{median([t for t, _n in spent[variant]]) / made * 1000:.2f}",
+                f"{median([n for _t, n in spent[variant]]):.0f}",
+            ]
+        table.add(*cells)
     return table
 
 
@@ -219,6 +292,11 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(VARIANTS),
         help=f"comma-separated, 'off' first (default: {','.join(VARIANTS)})",
     )
+    parser.add_argument(
+        "--sql-time",
+        action="store_true",
+        help="also time the serving thread's execute() calls",
+    )
     parser.add_argument("--per-call", type=int, metavar="N", help="time N calls instead")
     args = parser.parse_args(argv)
     for name in ("rounds", "requests", "per_call"):
@@ -237,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.per_call is not None:
                 per_call(args.per_call).print()
             else:
-                run(args.view, args.rounds, args.requests, variants).print()
+                run(args.view, args.rounds, args.requests, variants, args.sql_time).print()
     finally:
         env.cleanup()
     return 0
