@@ -356,13 +356,13 @@ def test_the_writer_waits_while_traces_keep_coming_up_to_max_linger(
 
     monkeypatch.setattr(storage, "is_test_run", lambda: False)
     assert storage.flush(timeout=20)
-    monkeypatch.setattr(storage, "LINGER", 0.5)
+    monkeypatch.setattr(storage, "LINGER", 1.0)
     monkeypatch.setattr(storage, "MAX_LINGER", 60.0)
     batches = _counted_batches(monkeypatch)
-    # 0.9 s from the first to the last: one batch, though longer than LINGER.
+    # 1.35 s from the first to the last: one batch, though longer than LINGER.
     for i in range(10):
         storage.store_recorded(document(path=f"/steady/{i}/"), set())
-        time.sleep(0.1)
+        time.sleep(0.15)
     _wait_for(lambda: batches)
     assert batches == [10]
 
