@@ -217,6 +217,19 @@ def test_save_runs_in_its_own_transaction(traces: Any) -> None:
     assert statements == ["SAVEPOINT", "INSERT", "RELEASE"]
 
 
+def _counted_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the batches the writer has inserted and committed."""
+    batches: list[int] = []
+    insert_rows = storage.insert_rows
+
+    def counted(rows: list[Any]) -> None:
+        insert_rows(rows)
+        batches.append(len(rows))
+
+    monkeypatch.setattr(storage, "insert_rows", counted)
+    return batches
+
+
 @pytest.mark.django_db(transaction=True)
 def test_writer_thread_stores_redacted_traces_in_batches(
     monkeypatch: pytest.MonkeyPatch, settings: Any
@@ -225,14 +238,7 @@ def test_writer_thread_stores_redacted_traces_in_batches(
     from kolo_django.models import Trace
 
     monkeypatch.setattr(storage, "is_test_run", lambda: False)
-    batches: list[int] = []
-    insert_rows = storage.insert_rows
-
-    def counted(rows: list[Any]) -> None:
-        batches.append(len(rows))
-        insert_rows(rows)
-
-    monkeypatch.setattr(storage, "insert_rows", counted)
+    batches = _counted_batches(monkeypatch)
     secret = "s3cr3t-value-123456"
     docs = [document(path=f"/w/{i}/", note=f"token {secret}") for i in range(30)]
     for doc in docs:
@@ -283,11 +289,7 @@ def test_requests_do_not_wake_the_writer_for_every_trace(monkeypatch: pytest.Mon
 
     monkeypatch.setattr(storage, "is_test_run", lambda: False)
     _linger(monkeypatch, 60.0)
-    batches: list[int] = []
-    insert_rows = storage.insert_rows
-    monkeypatch.setattr(
-        storage, "insert_rows", lambda rows: (batches.append(len(rows)), insert_rows(rows))
-    )
+    batches = _counted_batches(monkeypatch)
     assert storage.flush(timeout=20)
     writer = storage._writer
     notified: list[int] = []
@@ -310,19 +312,6 @@ def test_requests_do_not_wake_the_writer_for_every_trace(monkeypatch: pytest.Mon
     assert len(notified) == 5
     assert batches == [storage.BATCH, 3]
     assert Trace.objects.count() == storage.BATCH + 3
-
-
-def _counted_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The sizes of the batches the writer has inserted and committed."""
-    batches: list[int] = []
-    insert_rows = storage.insert_rows
-
-    def counted(rows: list[Any]) -> None:
-        insert_rows(rows)
-        batches.append(len(rows))
-
-    monkeypatch.setattr(storage, "insert_rows", counted)
-    return batches
 
 
 def _wait_for(condition: Any, seconds: float = 20) -> None:
