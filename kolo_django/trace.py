@@ -31,7 +31,7 @@ try:
 except ImportError:  # no wheel for this platform: zlib, slower for a larger size
     zstandard = None  # type: ignore[assignment]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 TRACE_ID_RE = re.compile(r"^trc_[0-9A-HJKMNP-TV-Z]{26}$")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -329,6 +329,9 @@ def upgrade(document: Any) -> dict[str, Any]:
         # Version 3 changes only the stored form of call and return events
         # (see pack()): a version 2 document is a valid version 3 document.
         document["schema_version"] = version = 3
+    if version == 3:
+        # Version 4 moves their stored times to one list (PACKING 2).
+        document["schema_version"] = version = 4
     return document
 
 
@@ -345,12 +348,19 @@ _ORDER_KEYS = frozenset(("type", "id", "parent", "depth", "t", "dt"))
 _ABSENT: Any = object()
 # The key that marks a packed document (and the packing's version).
 PACKED = "packed_calls"
+# The packing written: 2 moves the times to CALL_TIMES (1 kept them in each
+# event as "dt"; traces stored that way are still read).
+PACKING = 2
+CALL_TIMES = "call_times"
 
 
 def _microseconds(t: Any) -> int | None:
     """``t`` (milliseconds) in whole microseconds, if that loses nothing."""
     if type(t) is float or type(t) is int:
-        us = round(t * 1000)
+        try:
+            us = round(t * 1000)
+        except (ValueError, OverflowError):  # nan, infinity
+            return None
         if us / 1000 == t:
             return us
     return None
@@ -405,9 +415,10 @@ class _Order:
 
 def pack(document: dict[str, Any], *, in_place: bool = False) -> dict[str, Any]:
     """The stored form of ``document``: a shallow copy whose call and return
-    events leave out what their order implies. ``in_place``: the events
-    themselves are changed instead, sparing a copy of each (for a just
-    recorded document, which is not read again)."""
+    events leave out what their order implies, their times moved to one list
+    (``CALL_TIMES``). ``in_place``: the events themselves are changed
+    instead, sparing a copy of each (for a just recorded document, which is
+    not read again)."""
     events = document.get("events")
     if (
         PACKED in document
@@ -423,6 +434,10 @@ def pack(document: dict[str, Any], *, in_place: bool = False) -> dict[str, Any]:
     last_id = clock = 0
     packed_events: list[Any] = []
     append = packed_events.append
+    # Times apart from the events: a run of small numbers compresses to a
+    # fraction of what the same numbers cost scattered among the events.
+    times: list[int | None] = []
+    add_time = times.append
     for event in events:
         kind = event.get("type") if type(event) is dict else None
         if kind == "call":
@@ -479,18 +494,20 @@ def pack(document: dict[str, Any], *, in_place: bool = False) -> dict[str, Any]:
             append(event)
             continue
         t = packed.pop("t", _ABSENT)
-        if t is not _ABSENT:
-            us = _microseconds(t)
-            if us is None:
+        us = _microseconds(t)
+        if us is None:
+            if t is not _ABSENT:
                 packed["t"] = t
-            else:
-                packed["dt"] = us - clock
-                clock = us
+            add_time(None)
+        else:
+            add_time(us - clock)
+            clock = us
         append(packed)
     if in_place:
-        document[PACKED] = 1
+        document[PACKED] = PACKING
+        document[CALL_TIMES] = times
         return document
-    return {**document, "events": packed_events, PACKED: 1}
+    return {**document, "events": packed_events, PACKED: PACKING, CALL_TIMES: times}
 
 
 def _not_packable(document: dict[str, Any], in_place: bool) -> dict[str, Any]:
@@ -503,11 +520,17 @@ def _not_packable(document: dict[str, Any], in_place: bool) -> dict[str, Any]:
 
 def unpack(document: dict[str, Any]) -> dict[str, Any]:
     """Put back in place what :func:`pack` left out."""
-    if document.pop(PACKED, None) is None:
+    packing = document.pop(PACKED, None)
+    if packing is None:
         return document
+    times = document.pop(CALL_TIMES, None)
     events = document.get("events")
     if not isinstance(events, list):
         raise TraceFormatError("the document's call events cannot be read (no events)")
+    if packing != 1 and not isinstance(times, list):
+        raise TraceFormatError("the document's call events cannot be read (no times)")
+    left = iter(times or ())
+    next_time = left.__next__
     order = _Order()
     try:
         for index, event in enumerate(events):
@@ -535,8 +558,9 @@ def unpack(document: dict[str, Any]) -> dict[str, Any]:
             for key, value in event.items():
                 if key not in _ORDER_KEYS:
                     full[key] = value
-            if "dt" in event:
-                order.clock += event["dt"]
+            dt = event["dt"] if "dt" in event else next_time() if times is not None else None
+            if dt is not None:
+                order.clock += dt
                 full["t"] = order.clock / 1000
             elif "t" in event:
                 full["t"] = event["t"]
@@ -546,4 +570,8 @@ def unpack(document: dict[str, Any]) -> dict[str, Any]:
             events[index] = full
     except TypeError as exc:  # an unhashable id, a dt that is not a number...
         raise TraceFormatError(f"the document's call events cannot be read ({exc})") from None
+    except StopIteration:
+        raise TraceFormatError("the document's call events cannot be read (too few times)") from None
+    if times is not None and next(left, _ABSENT) is not _ABSENT:
+        raise TraceFormatError("the document's call events cannot be read (too many times)")
     return document

@@ -609,10 +609,10 @@ def test_sigterm_flush_only_where_nothing_handles_sigterm(
 
 
 def test_older_documents_are_upgraded() -> None:
-    """Versions 2 and 3 only store less: a version 1 document reads as it was."""
+    """Versions 2 to 4 only store less: a version 1 document reads as it was."""
     old = {"schema_version": 1, "events": [{"type": "call", "id": 1, "locals": {"x": "1"}}]}
     upgraded = trace.loads(zlib.compress(json.dumps(old).encode()))
-    assert upgraded["schema_version"] == trace.SCHEMA_VERSION == 3
+    assert upgraded["schema_version"] == trace.SCHEMA_VERSION == 4
     assert upgraded["events"] == old["events"]
 
 
@@ -655,18 +655,23 @@ CALL_EVENTS = [
 
 def test_calls_are_stored_without_what_their_order_implies() -> None:
     doc = document(events=CALL_EVENTS)
-    packed = trace.pack(doc)["events"]
+    stored = trace.pack(doc)
+    packed = stored["events"]
     assert doc["events"] == CALL_EVENTS  # packing copies
     # The usual calls and returns keep none of their order's keys...
-    assert packed[1] == {"type": "call", "function": "f", "dt": 125}
-    assert packed[3] == {"type": "return", "value": "None", "dt": 250}
+    assert packed[1] == {"type": "call", "function": "f"}
+    assert packed[3] == {"type": "return", "value": "None"}
     # ...the others keep what differs: a call made beside a suspended
     # generator names its parent, a return that is not the innermost open
     # call's names its id, a time with a fraction of a microsecond stays.
-    assert packed[5] == {"type": "call", "function": "f", "parent": 1, "dt": 500}
-    assert packed[7] == {"type": "return", "value": "None", "id": 4, "dt": 125}
-    assert packed[12]["t"] == 1 / 3 and "dt" not in packed[12]
+    assert packed[5] == {"type": "call", "function": "f", "parent": 1}
+    assert packed[7] == {"type": "return", "value": "None", "id": 4}
+    assert packed[12] == {"type": "return", "value": "None", "t": 1 / 3}
     assert packed[4] is CALL_EVENTS[4]  # other events are left as they are
+    # Their times, in one list: microseconds since the event before (the sql
+    # event's at 1.5 ms included), or None where the event keeps its own.
+    assert stored[trace.PACKED] == 2
+    assert stored[trace.CALL_TIMES] == [125, 125, 250, 250, 500, 125, 125, 250, 500, 125, None, 875]
     back = trace.loads(trace.dumps(doc))
     assert back == doc
     assert [list(e) for e in back["events"]] == [list(e) for e in CALL_EVENTS]
@@ -708,12 +713,36 @@ def test_packing_reads_back_any_document() -> None:
     assert trace.loads(trace.dumps(doc)) == doc
 
 
-def test_a_broken_packed_document_is_a_format_error() -> None:
-    data = zlib.compress(
-        json.dumps(
-            {"schema_version": 3, trace.PACKED: 1, "events": [{"type": "call", "dt": "x"}]}
-        ).encode()
-    )
+def test_calls_stored_with_their_times_inline_still_read() -> None:
+    """Version 3 stored each call's time in the event, as "dt"."""
+    stored = trace.pack(document(events=CALL_EVENTS))
+    times = iter(stored.pop(trace.CALL_TIMES))
+    events = []
+    for event in stored["events"]:
+        if event["type"] in ("call", "return"):
+            event = dict(event)
+            dt = next(times)
+            if dt is not None:
+                event["dt"] = dt
+        events.append(event)
+    old = {**stored, "schema_version": 3, trace.PACKED: 1, "events": events}
+    back = trace.loads(zlib.compress(json.dumps(old).encode()))
+    assert back["events"] == CALL_EVENTS
+    assert back["schema_version"] == 4
+
+
+@pytest.mark.parametrize(
+    "packed",
+    [
+        {trace.PACKED: 1, "events": [{"type": "call", "dt": "x"}]},
+        {trace.PACKED: 2, "events": [{"type": "call"}]},
+        {trace.PACKED: 2, trace.CALL_TIMES: [], "events": [{"type": "call"}]},
+        {trace.PACKED: 2, trace.CALL_TIMES: [1, 2], "events": [{"type": "call"}]},
+        {trace.PACKED: 2, trace.CALL_TIMES: ["x"], "events": [{"type": "call"}]},
+    ],
+)
+def test_a_broken_packed_document_is_a_format_error(packed: dict[str, Any]) -> None:
+    data = zlib.compress(json.dumps({"schema_version": 4, **packed}).encode())
     with pytest.raises(trace.TraceFormatError, match="call events cannot be read"):
         trace.loads(data)
 
