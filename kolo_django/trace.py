@@ -571,7 +571,9 @@ def unpack(document: dict[str, Any]) -> dict[str, Any]:
     except TypeError as exc:  # an unhashable id, a dt that is not a number...
         raise TraceFormatError(f"the document's call events cannot be read ({exc})") from None
     except StopIteration:
-        raise TraceFormatError("the document's call events cannot be read (too few times)") from None
+        raise TraceFormatError(
+            "the document's call events cannot be read (too few times)"
+        ) from None
     if times is not None and next(left, _ABSENT) is not _ABSENT:
         raise TraceFormatError("the document's call events cannot be read (too many times)")
     return document
