@@ -12,6 +12,9 @@ and commits), only the thread that serves the requests.
 
     python -m benchmarks.instructions --views list,heavy --configs off,gen,full
 
+A variant of ``python -m benchmarks.parts`` counts as a configuration too:
+``--configs off,gen,full-idle,full-nolocals,full`` splits full capture's cost.
+
 Each view and configuration runs in a process of its own under valgrind
 (about fifty times slower than without), ``--jobs`` at a time: Django is set
 up and the view requested ``--warmup`` times before counting starts, then
@@ -36,6 +39,16 @@ from typing import Any
 from .common import VIEW_LABELS, VIEWS, Table, repo_root
 
 CONFIGS = ("off", "gen", "full", "kolo")
+
+
+def known_configs() -> tuple[str, ...]:
+    """The configurations, and the variants of ``benchmarks.parts`` (which
+    split a configuration's cost: ``full-idle``, ``full-nolocals``...)."""
+    from .parts import VARIANTS
+
+    return CONFIGS + tuple(v for v in VARIANTS if v not in CONFIGS)
+
+
 # The C function of sys.call_tracing in CPython: counting happens inside it.
 MARKER = "sys_call_tracing"
 
@@ -61,10 +74,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.views = [v for v in args.views.split(",") if v]
     args.configs = [c for c in args.configs.split(",") if c]
     if args.child is None:
-        unknown = sorted(set(args.views) - set(VIEWS)) + sorted(set(args.configs) - set(CONFIGS))
+        configs = known_configs()
+        unknown = sorted(set(args.views) - set(VIEWS)) + sorted(set(args.configs) - set(configs))
         if unknown:
             parser.error(
-                f"unknown: {', '.join(unknown)} (views: {', '.join(VIEWS)}; configurations: {', '.join(CONFIGS)})"
+                f"unknown: {', '.join(unknown)} (views: {', '.join(VIEWS)}; configurations: {', '.join(configs)})"
             )
         if not args.configs or args.configs[0] != "off":
             parser.error("the configurations start with 'off', the baseline")
@@ -77,7 +91,11 @@ def child(view: str, config: str, requests: int, warmup: int) -> None:
     """Set up, warm up, then make the counted requests."""
     from .common import Environment, quiet, test_client
     from .configs import kolo_settings, middleware_for
+    from .parts import variant_patches, variant_settings
     from .stub import StubServer
+
+    variant = config
+    config, extra = (variant, {}) if variant == "kolo" else variant_settings(variant)
 
     env = Environment()
     try:
@@ -88,9 +106,12 @@ def child(view: str, config: str, requests: int, warmup: int) -> None:
 
             from kolo_django import storage
 
-            with override_settings(
-                MIDDLEWARE=middleware_for(config, settings.BASE_MIDDLEWARE),
-                KOLO_DJANGO=kolo_settings(config),
+            with (
+                override_settings(
+                    MIDDLEWARE=middleware_for(config, settings.BASE_MIDDLEWARE),
+                    KOLO_DJANGO=kolo_settings(config, **extra),
+                ),
+                variant_patches(variant),
             ):
                 client = test_client()
                 path = VIEWS[view]

@@ -57,6 +57,13 @@ _SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
     "full": ("full", {}),
 }
 VARIANTS = tuple(_SETTINGS)
+
+
+def variant_settings(variant: str) -> tuple[str, dict[str, Any]]:
+    """The configuration a variant runs, and the KOLO_DJANGO settings it adds."""
+    return _SETTINGS[variant]
+
+
 WRITER = "kolo_django-writer"
 
 
@@ -181,7 +188,7 @@ def run(
     for round_index in range(rounds):
         shift = round_index % len(variants)
         for variant in variants[shift:] + variants[:shift]:
-            config, extra = _SETTINGS[variant]
+            config, extra = variant_settings(variant)
             before = counts.snapshot()
             with variant_patches(variant):
                 sql_before = sql.snapshot()

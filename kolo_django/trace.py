@@ -420,11 +420,7 @@ def pack(document: dict[str, Any], *, in_place: bool = False) -> dict[str, Any]:
     instead, sparing a copy of each (for a just recorded document, which is
     not read again)."""
     events = document.get("events")
-    if (
-        PACKED in document
-        or not isinstance(events, list)
-        or not any(type(e) is dict and e.get("type") in ("call", "return") for e in events)
-    ):
+    if PACKED in document or not isinstance(events, list):
         return document
     order = _Order()
     opened = order.open
@@ -438,6 +434,7 @@ def pack(document: dict[str, Any], *, in_place: bool = False) -> dict[str, Any]:
     # fraction of what the same numbers cost scattered among the events.
     times: list[int | None] = []
     add_time = times.append
+    columns = False
     for event in events:
         kind = event.get("type") if type(event) is dict else None
         if kind == "call":
@@ -491,6 +488,9 @@ def pack(document: dict[str, Any], *, in_place: bool = False) -> dict[str, Any]:
             us = _microseconds(event.get("t")) if kind is not None else None
             if us is not None:
                 clock = us
+            if (kind == "orm" or kind == "sql") and _columns_fit(event.get("rows")):
+                event = _with_columns(event, in_place)
+                columns = True
             append(event)
             continue
         t = packed.pop("t", _ABSENT)
@@ -503,11 +503,46 @@ def pack(document: dict[str, Any], *, in_place: bool = False) -> dict[str, Any]:
             add_time(us - clock)
             clock = us
         append(packed)
-    if in_place:
-        document[PACKED] = PACKING
-        document[CALL_TIMES] = times
-        return document
-    return {**document, "events": packed_events, PACKED: PACKING, CALL_TIMES: times}
+    if not times and not columns:
+        return document  # nothing to pack (the events are the same objects)
+    stored = document if in_place else {**document, "events": packed_events}
+    stored[PACKED] = PACKING
+    if times:
+        stored[CALL_TIMES] = times
+    return stored
+
+
+def _columns_fit(rows: Any) -> bool:
+    """Two rows or more, all lists or tuples of one length."""
+    if type(rows) is not list or len(rows) < 2:
+        return False
+    first = rows[0]
+    if type(first) is not list and type(first) is not tuple:
+        return False
+    width = len(first)
+    return width > 0 and all(
+        (type(row) is list or type(row) is tuple) and len(row) == width for row in rows
+    )
+
+
+def _with_columns(event: dict[str, Any], in_place: bool) -> dict[str, Any]:
+    """The event with its ``rows`` as ``columns``, in the same place among its
+    keys: the values of a column resemble one another (ids, dates, flags), and
+    compress better side by side than row by row."""
+    columns = [list(column) for column in zip(*event["rows"], strict=True)]
+    if not in_place:
+        return {
+            ("rows_by_column" if key == "rows" else key): (columns if key == "rows" else value)
+            for key, value in event.items()
+        }
+    items = list(event.items())
+    event.clear()
+    for key, value in items:
+        if key == "rows":
+            event["rows_by_column"] = columns
+        else:
+            event[key] = value
+    return event
 
 
 def _not_packable(document: dict[str, Any], in_place: bool) -> dict[str, Any]:
@@ -516,6 +551,21 @@ def _not_packable(document: dict[str, Any], in_place: bool) -> dict[str, Any]:
     if in_place:  # half changed already
         raise TraceFormatError("a call or return event lacks its id, parent or depth")
     return document
+
+
+def _with_rows(event: dict[str, Any]) -> dict[str, Any]:
+    columns = event["rows_by_column"]
+    if (
+        type(columns) is not list
+        or not columns
+        or not all(type(column) is list and len(column) == len(columns[0]) for column in columns)
+    ):
+        raise TraceFormatError("the document's rows cannot be read (columns of unequal lengths)")
+    rows = [list(row) for row in zip(*columns, strict=True)]
+    return {
+        ("rows" if key == "rows_by_column" else key): (rows if key == "rows_by_column" else value)
+        for key, value in event.items()
+    }
 
 
 def unpack(document: dict[str, Any]) -> dict[str, Any]:
@@ -527,7 +577,9 @@ def unpack(document: dict[str, Any]) -> dict[str, Any]:
     events = document.get("events")
     if not isinstance(events, list):
         raise TraceFormatError("the document's call events cannot be read (no events)")
-    if packing != 1 and not isinstance(times, list):
+    if packing != 1 and times is None:
+        times = []
+    if times is not None and not isinstance(times, list):
         raise TraceFormatError("the document's call events cannot be read (no times)")
     left = iter(times or ())
     next_time = left.__next__
@@ -554,6 +606,8 @@ def unpack(document: dict[str, Any]) -> dict[str, Any]:
                 us = _microseconds(event.get("t")) if kind is not None else None
                 if us is not None:
                     order.clock = us
+                if kind is not None and "rows_by_column" in event:
+                    events[index] = _with_rows(event)
                 continue
             for key, value in event.items():
                 if key not in _ORDER_KEYS:

@@ -713,6 +713,51 @@ def test_packing_reads_back_any_document() -> None:
     assert trace.loads(trace.dumps(doc)) == doc
 
 
+def test_rows_are_stored_by_column() -> None:
+    """Columns compress better than rows; the document reads back as recorded,
+    its keys in their order."""
+    orm = {
+        "type": "orm",
+        "model": "todos.todo",
+        "fields": ["id", "title", "done"],
+        "rows": [(1, "a", True), (2, "b", False), (3, "c", None)],
+        "t": 1.0,
+    }
+    sql = {
+        "type": "sql",
+        "sql": "SELECT id, n FROM t",
+        "columns": ["id", "n"],
+        "rows": [[1, {"$t": "decimal", "v": "1.5"}], [2, None]],
+        "rows_read": 2,
+        "t": 2.0,
+    }
+    one_row = {"type": "orm", "rows": [[1, "a"]], "t": 3.0}
+    ragged = {"type": "sql", "rows": [[1], [2, 3]], "t": 4.0}
+    events = [orm, sql, one_row, ragged]
+    doc = document(events=copy.deepcopy(events))
+    stored = trace.pack(doc)
+    assert doc["events"] == events  # packing copies
+    packed = stored["events"]
+    assert packed[0]["rows_by_column"] == [[1, 2, 3], ["a", "b", "c"], [True, False, None]]
+    assert list(packed[0]) == ["type", "model", "fields", "rows_by_column", "t"]
+    assert packed[1]["rows_by_column"] == [[1, 2], [{"$t": "decimal", "v": "1.5"}, None]]
+    assert packed[1]["columns"] == ["id", "n"]
+    assert packed[2] is doc["events"][2] and packed[3] is doc["events"][3]
+    assert trace.CALL_TIMES not in stored  # no calls
+    back = trace.loads(trace.dumps(doc))
+    expected = json.loads(json.dumps(events))  # rows read back as lists
+    assert back["events"] == expected
+    assert [list(e) for e in back["events"]] == [list(e) for e in events]
+    # In place, as a recorded document is stored.
+    doc = document(events=copy.deepcopy(events))
+    assert trace.pack(doc, in_place=True) is doc
+    assert list(doc["events"][0]) == ["type", "model", "fields", "rows_by_column", "t"]
+    assert trace.loads(trace.dumps(doc))["events"] == expected
+    # Nothing to pack: the document is stored as it is.
+    plain = document(events=[one_row, ragged])
+    assert trace.pack(plain) is plain and trace.PACKED not in plain
+
+
 def test_calls_stored_with_their_times_inline_still_read() -> None:
     """Version 3 stored each call's time in the event, as "dt"."""
     stored = trace.pack(document(events=CALL_EVENTS))
@@ -739,11 +784,15 @@ def test_calls_stored_with_their_times_inline_still_read() -> None:
         {trace.PACKED: 2, trace.CALL_TIMES: [], "events": [{"type": "call"}]},
         {trace.PACKED: 2, trace.CALL_TIMES: [1, 2], "events": [{"type": "call"}]},
         {trace.PACKED: 2, trace.CALL_TIMES: ["x"], "events": [{"type": "call"}]},
+        {trace.PACKED: 2, trace.CALL_TIMES: 5, "events": [{"type": "call"}]},
+        {trace.PACKED: 2, "events": [{"type": "orm", "rows_by_column": [[1, 2], [3]]}]},
+        {trace.PACKED: 2, "events": [{"type": "orm", "rows_by_column": [1, 2]}]},
+        {trace.PACKED: 2, "events": [{"type": "orm", "rows_by_column": []}]},
     ],
 )
 def test_a_broken_packed_document_is_a_format_error(packed: dict[str, Any]) -> None:
     data = zlib.compress(json.dumps({"schema_version": 4, **packed}).encode())
-    with pytest.raises(trace.TraceFormatError, match="call events cannot be read"):
+    with pytest.raises(trace.TraceFormatError, match="(call events|rows) cannot be read"):
         trace.loads(data)
 
 
