@@ -253,11 +253,13 @@ class CallTracker:
                     "exception": f"{type(exception).__name__}: {safe_repr(str(exception), self.limit)}",
                 }
             else:
-                event = {
-                    "type": "return",
-                    "id": call_id,
-                    "value": REDACTED if sensitive == "__ALL__" else safe_repr(value, self.limit),
-                }
+                if sensitive == "__ALL__":
+                    shown = REDACTED
+                elif value is None:  # most returns (__init__, setters...)
+                    shown = "None"
+                else:
+                    shown = safe_repr(value, self.limit)
+                event = {"type": "return", "id": call_id, "value": shown}
             if self.capture_locals:
                 event["locals"] = safe_locals(
                     frame.f_locals, self.limit, self.max_locals, sensitive, recorder.secrets
@@ -355,7 +357,12 @@ def _mon_start(code: CodeType, offset: int) -> Any:
             module = sys._getframe(1).f_globals.get("__name__", "")
             if not is_project_code(code, module, config):
                 return sys.monitoring.DISABLE
-        if tracker is not None:
+        # While the recorder is silent (a repr of a local runs project code)
+        # or busy with its own work, on_call would drop the call: its frame
+        # is not even fetched. A wrapper's call is counted whatever the mode.
+        if tracker is not None and (
+            (recorder.mode is None and not recorder.own_work_depth) or code in _wrapper_codes
+        ):
             tracker.on_call(sys._getframe(1))
     except Exception:
         if tracker is not None:
@@ -370,7 +377,11 @@ def _mon_return(code: CodeType, offset: int, retval: Any) -> Any:
     if decision:
         recorder = _current_get()
         tracker = recorder.calls if recorder is not None else None
-        if tracker is not None and not tracker.failed:
+        if (
+            tracker is not None
+            and not tracker.failed
+            and ((recorder.mode is None and not recorder.own_work_depth) or code in _wrapper_codes)
+        ):
             try:
                 tracker.on_return(sys._getframe(1), retval)
             except Exception:
