@@ -330,7 +330,8 @@ def upgrade(document: Any) -> dict[str, Any]:
         # (see pack()): a version 2 document is a valid version 3 document.
         document["schema_version"] = version = 3
     if version == 3:
-        # Version 4 moves their stored times to one list (PACKING 2).
+        # Version 4 moves their stored times to one list and stores rows by
+        # column (PACKING 2).
         document["schema_version"] = version = 4
     return document
 
@@ -349,7 +350,8 @@ _ABSENT: Any = object()
 # The key that marks a packed document (and the packing's version).
 PACKED = "packed_calls"
 # The packing written: 2 moves the times to CALL_TIMES (1 kept them in each
-# event as "dt"; traces stored that way are still read).
+# event as "dt"; traces stored that way are still read) and stores rows by
+# column.
 PACKING = 2
 CALL_TIMES = "call_times"
 
@@ -416,9 +418,9 @@ class _Order:
 def pack(document: dict[str, Any], *, in_place: bool = False) -> dict[str, Any]:
     """The stored form of ``document``: a shallow copy whose call and return
     events leave out what their order implies, their times moved to one list
-    (``CALL_TIMES``). ``in_place``: the events themselves are changed
-    instead, sparing a copy of each (for a just recorded document, which is
-    not read again)."""
+    (``CALL_TIMES``), and rows are stored by column. ``in_place``: the events
+    themselves are changed instead, sparing a copy of each (for a just
+    recorded document, which is not read again)."""
     events = document.get("events")
     if PACKED in document or not isinstance(events, list):
         return document
@@ -526,23 +528,24 @@ def _columns_fit(rows: Any) -> bool:
 
 
 def _with_columns(event: dict[str, Any], in_place: bool) -> dict[str, Any]:
-    """The event with its ``rows`` as ``columns``, in the same place among its
-    keys: the values of a column resemble one another (ids, dates, flags), and
-    compress better side by side than row by row."""
+    """The event with its ``rows`` as ``rows_by_column``: the values of a
+    column resemble one another (ids, dates, flags), and compress better side
+    by side than row by row."""
     columns = [list(column) for column in zip(*event["rows"], strict=True)]
+    renamed = _renamed(event, "rows", "rows_by_column", columns)
     if not in_place:
-        return {
-            ("rows_by_column" if key == "rows" else key): (columns if key == "rows" else value)
-            for key, value in event.items()
-        }
-    items = list(event.items())
+        return renamed
     event.clear()
-    for key, value in items:
-        if key == "rows":
-            event["rows_by_column"] = columns
-        else:
-            event[key] = value
+    event.update(renamed)
     return event
+
+
+def _renamed(event: dict[str, Any], old: str, new: str, value: Any) -> dict[str, Any]:
+    """A copy of ``event`` with ``new`` (holding ``value``) in the place of
+    ``old`` among its keys, so that a document reads back key for key."""
+    return {
+        (new if key == old else key): (value if key == old else item) for key, item in event.items()
+    }
 
 
 def _not_packable(document: dict[str, Any], in_place: bool) -> dict[str, Any]:
@@ -560,12 +563,9 @@ def _with_rows(event: dict[str, Any]) -> dict[str, Any]:
         or not columns
         or not all(type(column) is list and len(column) == len(columns[0]) for column in columns)
     ):
-        raise TraceFormatError("the document's rows cannot be read (columns of unequal lengths)")
+        raise TraceFormatError("the document's rows cannot be read (not columns of one length)")
     rows = [list(row) for row in zip(*columns, strict=True)]
-    return {
-        ("rows" if key == "rows_by_column" else key): (rows if key == "rows_by_column" else value)
-        for key, value in event.items()
-    }
+    return _renamed(event, "rows_by_column", "rows", rows)
 
 
 def unpack(document: dict[str, Any]) -> dict[str, Any]:
